@@ -1,0 +1,111 @@
+// Command api serves GET /reportes/dashboard from a view it rebuilds from the
+// change event stream on start and then keeps current. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/reportes/reportes/internal/buildinfo"
+	"github.com/reportes/reportes/internal/config"
+	"github.com/reportes/reportes/internal/httpapi"
+	"github.com/reportes/reportes/pkg/projection"
+)
+
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {
+		fmt.Println("reportes api", buildinfo.Version)
+		return
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(2)
+	}
+	logger := cfg.Logger().With("service", "api")
+	if err := run(cfg, logger); err != nil {
+		logger.Error("api stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+type dashboard struct {
+	view *projection.View
+	proj *projection.Projector
+}
+
+func (d dashboard) JSON() []byte { return d.view.JSON() }
+func (d dashboard) Ready() bool  { return d.proj.Ready() }
+
+func run(cfg config.Config, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	schema := projection.Schema{
+		Employees: cfg.EmployeesTable, CodeField: cfg.CodeColumn, RoleField: cfg.RoleColumn, ActiveField: cfg.ActiveColumn,
+		Orders: cfg.MongoDB + "." + cfg.MongoCollection, SellerField: cfg.SellerField, Title: cfg.Title,
+	}
+	view, err := projection.NewView(schema)
+	if err != nil {
+		return err
+	}
+	nc, err := cfg.ConnectNATS("reportes-api", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	proj, err := projection.NewProjector(nc, view,
+		projection.WithStream(cfg.Stream),
+		projection.WithSubjectPrefix(cfg.SubjectPrefix),
+		projection.WithMetricUpdates(cfg.MetricsPrefix),
+		projection.WithDeadLetters(cfg.DeadLetter),
+		projection.WithLogger(logger),
+	)
+	if err != nil {
+		return err
+	}
+
+	addr := net.JoinHostPort("", strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(dashboard{view: view, proj: proj}, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 16,
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "version", buildinfo.Version, "nats", config.Redact(cfg.NatsURL), "stream", cfg.Stream)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return proj.Run(ctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	err = g.Wait()
+	logger.Info("stopped")
+	return err
+}

@@ -1,0 +1,226 @@
+// Package config reads the configuration of the reportes binaries from the
+// environment (and an optional .env file), once, in main. Variable names are
+// compatible with the original service (SQL_*, MONGO_*); full URLs win over
+// the parts. Every error names the variable at fault and what it expects.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Config is everything the ingestor and the API read from the environment.
+type Config struct {
+	PostgresURL      string
+	EmployeesTable   string
+	CodeColumn       string
+	RoleColumn       string
+	ActiveColumn     string
+	Slot             string
+	Publication      string
+	MongoURI         string
+	MongoDB          string
+	MongoCollection  string
+	MongoMode        string
+	SellerField      string
+	NatsURL          string
+	Stream           string
+	SubjectPrefix    string
+	MetricsPrefix    string
+	DeadLetter       string
+	CheckpointBucket string
+	Duplicates       time.Duration
+	Port             int
+	IngestorPort     int
+	Title            string
+	LogLevel         slog.Level
+	LogFormat        string
+}
+
+// Var documents one variable; Vars lists them all (the README and
+// .env.example are checked against it).
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars is every variable Load reads.
+var Vars = []Var{
+	{"POSTGRES_URL", "", "PostgreSQL URL of the employees database; wins over SQL_*"},
+	{"SQL_USER", "postgres", "PostgreSQL user (when POSTGRES_URL is unset)"},
+	{"SQL_PASSWORD", "", "PostgreSQL password"},
+	{"SQL_HOST", "127.0.0.1", "PostgreSQL host"},
+	{"SQL_PORT", "5432", "PostgreSQL port"},
+	{"SQL_DB", "empleados_db", "PostgreSQL database"},
+	{"EMPLOYEES_TABLE", "public.empleados", "schema-qualified employees table"},
+	{"EMPLOYEE_CODE_COLUMN", "codigo", "column holding the employee code orders refer to"},
+	{"EMPLOYEE_ROLE_COLUMN", "rol", "column holding the role"},
+	{"EMPLOYEE_ACTIVE_COLUMN", "activo", "boolean column: Activo/Inactivo"},
+	{"PG_SLOT", "reportes", "logical replication slot name"},
+	{"PG_PUBLICATION", "reportes", "publication name"},
+	{"MONGO_URI", "", "MongoDB URI; wins over MONGO_HOST/MONGO_PORT"},
+	{"MONGO_HOST", "127.0.0.1", "MongoDB host"},
+	{"MONGO_PORT", "27017", "MongoDB port"},
+	{"MONGO_DB", "inventory_db", "MongoDB database of the orders"},
+	{"MONGO_COLLECTION", "orders", "MongoDB collection of the orders"},
+	{"MONGO_CAPTURE_MODE", "auto", "auto, changestream or oplog"},
+	{"ORDER_SELLER_FIELD", "vendedor", "path of the seller code in an order (dots descend)"},
+	{"NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated"},
+	{"NATS_STREAM", "REPORTES_CDC", "JetStream stream of change events"},
+	{"NATS_SUBJECT_PREFIX", "reportes.cdc", "subject prefix of change events"},
+	{"NATS_METRICS_PREFIX", "reportes.metrics", "subject prefix of metric updates (empty: off)"},
+	{"NATS_DEAD_LETTER_SUBJECT", "reportes.deadletter", "subject of events the view could not apply (empty: off)"},
+	{"NATS_CHECKPOINT_BUCKET", "reportes_positions", "key-value bucket of source positions"},
+	{"NATS_DUPLICATE_WINDOW", "2m", "stream deduplication window"},
+	{"PORT", "8002", "API listen port"},
+	{"INGESTOR_PORT", "8003", "ingestor health and metrics port"},
+	{"DASHBOARD_TITLE", "Dashboard Operativo - Sprint 4", "dashboard titulo"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "json", "json or text"},
+}
+
+// Load reads the configuration. Values already in the environment win over
+// the .env file in the working directory, which is optional.
+func Load() (Config, error) {
+	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read .env: %w", err)
+	}
+	return FromEnv(os.LookupEnv)
+}
+
+// FromEnv builds a Config from lookupEnv (os.LookupEnv in production). A
+// variable set to the empty string is empty, not its default.
+func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
+	getenv := func(name string) string { v, _ := lookupEnv(name); return v }
+	get := func(name string) string {
+		if v, ok := lookupEnv(name); ok {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var errs []error
+	bad := func(name, want string) {
+		errs = append(errs, fmt.Errorf("%s=%q: want %s", name, getenv(name), want))
+	}
+	port := func(name string) int {
+		n, err := strconv.Atoi(get(name))
+		if err != nil || n < 1 || n > 65535 {
+			bad(name, "a port number between 1 and 65535")
+		}
+		return n
+	}
+	c := Config{
+		EmployeesTable:   get("EMPLOYEES_TABLE"),
+		CodeColumn:       get("EMPLOYEE_CODE_COLUMN"),
+		RoleColumn:       get("EMPLOYEE_ROLE_COLUMN"),
+		ActiveColumn:     get("EMPLOYEE_ACTIVE_COLUMN"),
+		Slot:             get("PG_SLOT"),
+		Publication:      get("PG_PUBLICATION"),
+		MongoDB:          get("MONGO_DB"),
+		MongoCollection:  get("MONGO_COLLECTION"),
+		MongoMode:        strings.ToLower(get("MONGO_CAPTURE_MODE")),
+		SellerField:      get("ORDER_SELLER_FIELD"),
+		NatsURL:          get("NATS_URL"),
+		Stream:           get("NATS_STREAM"),
+		SubjectPrefix:    get("NATS_SUBJECT_PREFIX"),
+		MetricsPrefix:    get("NATS_METRICS_PREFIX"),
+		DeadLetter:       get("NATS_DEAD_LETTER_SUBJECT"),
+		CheckpointBucket: get("NATS_CHECKPOINT_BUCKET"),
+		Title:            get("DASHBOARD_TITLE"),
+		LogFormat:        strings.ToLower(get("LOG_FORMAT")),
+	}
+	c.Port = port("PORT")
+	c.IngestorPort = port("INGESTOR_PORT")
+
+	if u := get("POSTGRES_URL"); u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "postgres" && pu.Scheme != "postgresql") {
+			bad("POSTGRES_URL", "a URL like postgres://user:password@host:5432/db")
+		}
+		c.PostgresURL = u
+	} else {
+		p := port("SQL_PORT")
+		if get("SQL_HOST") == "" {
+			bad("SQL_HOST", "a host name")
+		}
+		if get("SQL_DB") == "" {
+			bad("SQL_DB", "a database name")
+		}
+		u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("%s:%d", get("SQL_HOST"), p), Path: "/" + get("SQL_DB")}
+		if pw := get("SQL_PASSWORD"); pw != "" {
+			u.User = url.UserPassword(get("SQL_USER"), pw)
+		} else {
+			u.User = url.User(get("SQL_USER"))
+		}
+		c.PostgresURL = u.String()
+	}
+	if u := get("MONGO_URI"); u != "" {
+		if !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
+			bad("MONGO_URI", "a URI like mongodb://host:27017")
+		}
+		c.MongoURI = u
+	} else {
+		p := port("MONGO_PORT")
+		if get("MONGO_HOST") == "" {
+			bad("MONGO_HOST", "a host name")
+		}
+		c.MongoURI = fmt.Sprintf("mongodb://%s:%d/", get("MONGO_HOST"), p)
+	}
+	if strings.Count(c.EmployeesTable, ".") != 1 {
+		bad("EMPLOYEES_TABLE", "a schema-qualified table like public.empleados")
+	}
+	for _, name := range []string{"EMPLOYEE_CODE_COLUMN", "MONGO_DB", "MONGO_COLLECTION", "ORDER_SELLER_FIELD", "NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX", "PG_SLOT", "PG_PUBLICATION", "NATS_CHECKPOINT_BUCKET"} {
+		if get(name) == "" {
+			bad(name, "a value")
+		}
+	}
+	switch c.MongoMode {
+	case "auto", "changestream", "oplog":
+	default:
+		bad("MONGO_CAPTURE_MODE", "auto, changestream or oplog")
+	}
+	if d, err := time.ParseDuration(get("NATS_DUPLICATE_WINDOW")); err != nil || d <= 0 {
+		bad("NATS_DUPLICATE_WINDOW", "a positive duration like 2m")
+	} else {
+		c.Duplicates = d
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
+		bad("LOG_LEVEL", "debug, info, warn or error")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("LOG_FORMAT", "json or text")
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// Logger builds the process logger.
+func (c Config) Logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// Redact hides the password of a URL for logging.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,114 @@
+// Package httpapi serves the dashboard view over HTTP with gorilla/mux:
+// GET /reportes/dashboard (the original service's JSON), /healthz, /readyz and
+// /metrics. Every error is a JSON object {"error": "..."} with a proper
+// status code; handlers never touch the sources, only the in-memory view.
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Dashboard is what the API serves: the encoded dashboard and whether the
+// view has caught up with the stream.
+type Dashboard interface {
+	JSON() []byte
+	Ready() bool
+}
+
+var metricRequests = promauto.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "reportes_http_request_duration_seconds",
+	Help:    "HTTP request latency by route and status code.",
+	Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+}, []string{"route", "code"})
+
+// maxRequestBytes bounds what the API reads of a request: none of its routes
+// takes a body.
+const maxRequestBytes = 1 << 16
+
+// New returns the API handler.
+func New(d Dashboard, logger *slog.Logger) http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/reportes/dashboard", func(w http.ResponseWriter, _ *http.Request) {
+		body := d.JSON()
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h.Set("Cache-Control", "no-store")
+		_, _ = w.Write(body)
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "catching up with the event stream"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no route " + r.URL.Path})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path})
+	})
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			start := time.Now()
+			if req.ContentLength > maxRequestBytes {
+				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+				return
+			}
+			req.Body = http.MaxBytesReader(w, req.Body, maxRequestBytes)
+			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+			next.ServeHTTP(sw, req)
+			route := "unmatched"
+			if cr := mux.CurrentRoute(req); cr != nil {
+				route, _ = cr.GetPathTemplate()
+			}
+			metricRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+		})
+	})
+	return recoverer(r, logger)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func recoverer(next http.Handler, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
+					panic(v)
+				}
+				logger.Error("handler panicked", "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

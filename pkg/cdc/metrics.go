@@ -1,0 +1,48 @@
+package cdc
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	metricRead = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_events_read_total",
+		Help: "Change events read from a source, by source.",
+	}, []string{"source"})
+	metricPublished = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_events_published_total",
+		Help: "Change events acknowledged by JetStream, by source.",
+	}, []string{"source"})
+	metricDuplicates = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_events_duplicate_total",
+		Help: "Change events JetStream acknowledged as duplicates of an earlier publish, by source.",
+	}, []string{"source"})
+	metricPublishErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_publish_errors_total",
+		Help: "Publishes that failed, by source.",
+	}, []string{"source"})
+	metricRestarts = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_source_restarts_total",
+		Help: "Times a source stopped on an error and was restarted from its last acknowledged position.",
+	}, []string{"source"})
+	metricSnapshots = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_snapshots_total",
+		Help: "Snapshots taken, by source and reason (initial, position_lost, incomplete).",
+	}, []string{"source", "reason"})
+	metricLastCommit = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "reportes_cdc_last_commit_timestamp_seconds",
+		Help: "Commit time of the last change read from a source.",
+	}, []string{"source"})
+)
+
+// CountRead records that a source read n events.
+func CountRead(source string, n int) { metricRead.WithLabelValues(source).Add(float64(n)) }
+
+// CountSnapshot records a snapshot taken for reason.
+func CountSnapshot(source, reason string) { metricSnapshots.WithLabelValues(source, reason).Inc() }
+
+// SetLastCommit records the commit time (Unix seconds) of the last change read.
+func SetLastCommit(source string, unixSeconds float64) {
+	metricLastCommit.WithLabelValues(source).Set(unixSeconds)
+}

@@ -1,0 +1,199 @@
+package mongo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// changeEvent is the part of a change stream event the source reads.
+type changeEvent struct {
+	OperationType string              `bson:"operationType"`
+	ClusterTime   primitive.Timestamp `bson:"clusterTime"`
+	WallTime      time.Time           `bson:"wallTime"`
+	DocumentKey   bson.Raw            `bson:"documentKey"`
+	FullDocument  bson.Raw            `bson:"fullDocument"`
+}
+
+// errHistoryLost matches the errors of a resume token the server no longer
+// has: ChangeStreamHistoryLost (286) and ChangeStreamFatalError (280).
+func errHistoryLost(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && (se.HasErrorCode(286) || se.HasErrorCode(280))
+}
+
+func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub *cdc.Publisher, st state, found bool) error {
+	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
+	opts := options.ChangeStream().SetFullDocument(options.UpdateLookup)
+
+	reason := "initial"
+	if found && st.SnapshotDone && len(st.ResumeToken) > 0 {
+		var token bson.Raw
+		if err := bson.UnmarshalExtJSON(st.ResumeToken, false, &token); err != nil {
+			return fmt.Errorf("decode saved resume token: %w", err)
+		}
+		cs, err := coll.Watch(ctx, mongo.Pipeline{}, opts.SetResumeAfter(token))
+		if err == nil {
+			s.acked.Store(&st)
+			return s.follow(ctx, cs, pub, st.Snapshot)
+		}
+		if !errHistoryLost(err) {
+			return fmt.Errorf("resume change stream: %w", err)
+		}
+		reason = "position_lost"
+		s.cfg.Logger.Warn("the saved resume token is no longer in the oplog (expired while we were away); taking a new snapshot", "err", err)
+	} else if found {
+		reason = "incomplete"
+	}
+
+	// Open the stream first: changes made during the snapshot are then
+	// delivered after it.
+	sess, err := client.StartSession()
+	if err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	defer sess.EndSession(context.WithoutCancel(ctx))
+	cs, err := coll.Watch(mongo.NewSessionContext(ctx, sess), mongo.Pipeline{}, opts)
+	if err != nil {
+		return fmt.Errorf("open change stream: %w", err)
+	}
+	var start primitive.Timestamp
+	if ot := sess.OperationTime(); ot != nil {
+		start = *ot
+	}
+	pos := oplogTS{T: start.T, I: start.I}
+	snapID, err := s.snapshot(ctx, coll, pub, pos.version(), pos.String(), reason)
+	if err != nil {
+		_ = cs.Close(ctx)
+		return err
+	}
+	token, err := bson.MarshalExtJSON(cs.ResumeToken(), false, false)
+	if err != nil {
+		return fmt.Errorf("encode resume token: %w", err)
+	}
+	next := &state{Mode: ModeChangeStream, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
+	if err := s.checkpoint.Save(ctx, s.checkpointKey(), next); err != nil {
+		return err
+	}
+	s.acked.Store(next)
+	return s.follow(ctx, cs, pub, snapID)
+}
+
+func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub *cdc.Publisher, snapID string) error {
+	defer cs.Close(context.WithoutCancel(ctx))
+	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
+	for {
+		if err := pub.Err(); err != nil {
+			return err
+		}
+		if !cs.TryNext(ctx) {
+			if ctx.Err() != nil {
+				return sv.final(pub)
+			}
+			if err := cs.Err(); err != nil {
+				return fmt.Errorf("change stream: %w", err)
+			}
+			if err := sv.maybeSave(ctx, false); err != nil {
+				return err
+			}
+			continue
+		}
+		var ce changeEvent
+		if err := cs.Decode(&ce); err != nil {
+			return fmt.Errorf("decode change event: %w", err)
+		}
+		tokenRaw := cs.ResumeToken()
+		if err := s.change(ctx, pub, ce, tokenRaw); err != nil {
+			return err
+		}
+		token, err := bson.MarshalExtJSON(tokenRaw, false, false)
+		if err != nil {
+			return fmt.Errorf("encode resume token: %w", err)
+		}
+		next := &state{Mode: ModeChangeStream, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
+		if err := pub.AfterAcked(ctx, func() { s.acked.Store(next) }); err != nil {
+			return err
+		}
+		if err := sv.maybeSave(ctx, false); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent, token bson.Raw) error {
+	pos := oplogTS{T: ce.ClusterTime.T, I: ce.ClusterTime.I}
+	data, _ := token.LookupErr("_data")
+	tokenID, ok := data.StringValueOK()
+	if !ok {
+		tokenID = pos.String()
+	}
+	ev := &cdc.Event{
+		ID:         fmt.Sprintf("mongo:%s:%s", s.ns, tokenID),
+		Source:     cdc.SourceMongo,
+		Collection: s.ns,
+		Position:   tokenID,
+		Version:    pos.version(),
+		CommitTime: ce.WallTime.UTC(),
+	}
+	if ev.CommitTime.IsZero() || ce.WallTime.IsZero() {
+		ev.CommitTime = time.Unix(int64(pos.T), 0).UTC()
+	}
+	var err error
+	switch ce.OperationType {
+	case "insert":
+		ev.Op = cdc.OpInsert
+	case "update", "replace":
+		ev.Op = cdc.OpUpdate
+	case "delete":
+		ev.Op = cdc.OpDelete
+	case "drop", "rename", "dropDatabase", "invalidate":
+		// The collection as we knew it is gone: forget the position so the
+		// restart takes a new snapshot, whose markers let consumers drop
+		// what no longer exists.
+		if err := s.checkpoint.Delete(ctx, s.checkpointKey()); err != nil {
+			return err
+		}
+		return fmt.Errorf("collection %s: %s event; restarting with a new snapshot", s.ns, ce.OperationType)
+	default:
+		return nil
+	}
+	id, lerr := ce.DocumentKey.LookupErr("_id")
+	if lerr != nil {
+		return fmt.Errorf("change event %s without documentKey._id", tokenID)
+	}
+	if ev.Key, err = keyOf(id); err != nil {
+		return err
+	}
+	if ev.Op != cdc.OpDelete && len(ce.FullDocument) > 0 {
+		if _, ev.After, err = documentJSON(ce.FullDocument); err != nil {
+			return err
+		}
+	}
+	if ev.Op == cdc.OpDelete {
+		ev.Before = json.RawMessage(mustJSON(ce.DocumentKey))
+	}
+	setLastCommit(ev.CommitTime)
+	cdc.CountRead(cdc.SourceMongo, 1)
+	return pub.Publish(ctx, ev)
+}
+
+func mustJSON(d bson.Raw) []byte {
+	out, err := bson.MarshalExtJSON(d, false, false)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+func setLastCommit(t time.Time) {
+	cdc.SetLastCommit(cdc.SourceMongo, float64(t.UnixNano())/1e9)
+}

@@ -1,0 +1,279 @@
+package mongo
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// Mode selects how changes are captured.
+type Mode string
+
+// Capture modes.
+const (
+	ModeAuto         Mode = "auto"
+	ModeChangeStream Mode = "changestream"
+	ModeOplog        Mode = "oplog"
+)
+
+// ParseMode parses a Mode, naming the accepted values on error.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(s)); m {
+	case "", ModeAuto:
+		return ModeAuto, nil
+	case ModeChangeStream, ModeOplog:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown capture mode %q (want auto, changestream or oplog)", s)
+}
+
+// Config configures a Source.
+type Config struct {
+	URI        string
+	Database   string
+	Collection string
+	Mode       Mode
+	// PollInterval is how long the oplog tail waits when caught up
+	// (default 10ms).
+	PollInterval time.Duration
+	// SaveInterval bounds how often the position is written to the
+	// checkpoint bucket (default 1s).
+	SaveInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Source captures one collection. Use New, then run it under cdc.Supervise.
+type Source struct {
+	cfg        Config
+	checkpoint *cdc.Checkpoints
+	ns         string
+	acked      atomic.Pointer[state]
+}
+
+// state is the checkpoint of a Source.
+type state struct {
+	Mode         Mode            `json:"mode"`
+	SnapshotDone bool            `json:"snapshot_done"`
+	Snapshot     string          `json:"snapshot,omitempty"`
+	OplogTS      *oplogTS        `json:"oplog_ts,omitempty"`
+	ResumeToken  json.RawMessage `json:"resume_token,omitempty"`
+}
+
+type oplogTS struct {
+	T uint32 `json:"t"`
+	I uint32 `json:"i"`
+}
+
+func (ts oplogTS) version() uint64 { return uint64(ts.T)<<32 | uint64(ts.I) }
+func (ts oplogTS) String() string  { return fmt.Sprintf("%d.%d", ts.T, ts.I) }
+
+// New returns a Source.
+func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
+	switch {
+	case cfg.URI == "":
+		return nil, errors.New("mongo source: missing URI")
+	case cfg.Database == "" || cfg.Collection == "":
+		return nil, errors.New("mongo source: missing database or collection")
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAuto
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 10 * time.Millisecond
+	}
+	if cfg.SaveInterval <= 0 {
+		cfg.SaveInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Source{cfg: cfg, checkpoint: checkpoints, ns: cfg.Database + "." + cfg.Collection}, nil
+}
+
+// Name implements cdc.Source.
+func (s *Source) Name() string { return cdc.SourceMongo }
+
+func (s *Source) checkpointKey() string {
+	return "mongo." + cdc.SubjectToken(s.cfg.Database, false) + "." + cdc.SubjectToken(s.cfg.Collection, false)
+}
+
+// Run implements cdc.Source.
+func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(s.cfg.URI))
+	if err != nil {
+		return fmt.Errorf("connect to mongo: %w", err)
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // best effort on the way out
+
+	var st state
+	found, err := s.checkpoint.Load(ctx, s.checkpointKey(), &st)
+	if err != nil {
+		return err
+	}
+	mode := s.cfg.Mode
+	if mode == ModeAuto {
+		if found && st.Mode != "" {
+			mode = st.Mode
+		} else if mode, err = detectMode(ctx, client.Database(s.cfg.Database).Collection(s.cfg.Collection)); err != nil {
+			return err
+		}
+	}
+	if found && st.Mode != mode {
+		s.cfg.Logger.Warn("capture mode changed; the saved position does not apply, taking a new snapshot", "from", st.Mode, "to", mode)
+		st = state{}
+		found = false
+	}
+	s.cfg.Logger.Info("capturing", "collection", s.ns, "mode", mode)
+	switch mode {
+	case ModeOplog:
+		return s.runOplog(ctx, client, pub, st, found)
+	default:
+		return s.runChangeStream(ctx, client, pub, st, found)
+	}
+}
+
+// detectMode asks the server for a change stream and falls back to the oplog
+// when it answers that it has none.
+func detectMode(ctx context.Context, coll *mongo.Collection) (Mode, error) {
+	cs, err := coll.Watch(ctx, mongo.Pipeline{})
+	if err == nil {
+		_ = cs.Close(ctx)
+		return ModeChangeStream, nil
+	}
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && (ce.HasErrorCode(238) || ce.HasErrorCode(40573) || ce.HasErrorCode(115) || ce.HasErrorCode(59)) {
+		return ModeOplog, nil
+	}
+	return "", fmt.Errorf("detect change stream support: %w", err)
+}
+
+// snapshot publishes every document of the collection as a snapshot event
+// bracketed by markers, all with the given version and position.
+func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.Publisher, version uint64, position, reason string) (string, error) {
+	cdc.CountSnapshot(cdc.SourceMongo, reason)
+	now := time.Now().UTC()
+	snapID := fmt.Sprintf("%s@%s", s.ns, position)
+	s.cfg.Logger.Info("snapshot started", "collection", s.ns, "position", position, "reason", reason)
+	marker := func(op cdc.Op) error {
+		return pub.Publish(ctx, &cdc.Event{
+			ID: fmt.Sprintf("mongo:%s:snap:%s:%s", s.ns, position, op), Source: cdc.SourceMongo, Collection: s.ns,
+			Op: op, Position: position, Version: version, CommitTime: now, Snapshot: snapID,
+		})
+	}
+	if err := marker(cdc.OpSnapshotBegin); err != nil {
+		return "", err
+	}
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
+	if err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	n := 0
+	for cur.Next(ctx) {
+		doc := cur.Current
+		key, after, err := documentJSON(doc)
+		if err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
+		}
+		err = pub.Publish(ctx, &cdc.Event{
+			ID: fmt.Sprintf("mongo:%s:snap:%s:%s", s.ns, position, key), Source: cdc.SourceMongo, Collection: s.ns,
+			Op: cdc.OpSnapshot, Key: key, Position: position, Version: version, CommitTime: now, Snapshot: snapID, After: after,
+		})
+		if err != nil {
+			return "", err
+		}
+		n++
+	}
+	if err := cur.Err(); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
+	}
+	cdc.CountRead(cdc.SourceMongo, n)
+	if err := marker(cdc.OpSnapshotEnd); err != nil {
+		return "", err
+	}
+	if err := pub.Flush(ctx); err != nil {
+		return "", fmt.Errorf("publish snapshot: %w", err)
+	}
+	s.cfg.Logger.Info("snapshot published", "collection", s.ns, "documents", n)
+	return snapID, nil
+}
+
+// saver writes the acknowledged position to the checkpoint bucket when it
+// changed, at most once per SaveInterval (and once more on the way out).
+type saver struct {
+	s     *Source
+	last  *state
+	saved time.Time
+}
+
+func (v *saver) maybeSave(ctx context.Context, force bool) error {
+	cur := v.s.acked.Load()
+	if cur == nil || cur == v.last || (!force && time.Since(v.saved) < v.s.cfg.SaveInterval) {
+		return nil
+	}
+	if err := v.s.checkpoint.Save(ctx, v.s.checkpointKey(), cur); err != nil {
+		return err
+	}
+	v.last, v.saved = cur, time.Now()
+	return nil
+}
+
+func (v *saver) final(pub *cdc.Publisher) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pub.Flush(ctx); err != nil {
+		v.s.cfg.Logger.Warn("stopping with unacknowledged events; they will be republished on restart", "err", err)
+	}
+	if err := v.maybeSave(ctx, true); err != nil {
+		return err
+	}
+	v.s.cfg.Logger.Info("capture stopped", "collection", v.s.ns)
+	return context.Canceled
+}
+
+// documentJSON returns a document's key and its relaxed Extended JSON.
+func documentJSON(doc bson.Raw) (string, json.RawMessage, error) {
+	id, err := doc.LookupErr("_id")
+	if err != nil {
+		return "", nil, fmt.Errorf("document without _id: %w", err)
+	}
+	key, err := keyOf(id)
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := bson.MarshalExtJSON(doc, false, false)
+	if err != nil {
+		return "", nil, fmt.Errorf("document %s: encode as JSON: %w", key, err)
+	}
+	return key, out, nil
+}
+
+// keyOf renders an _id: ObjectIDs as their hex, strings as themselves and
+// anything else as its relaxed Extended JSON.
+func keyOf(id bson.RawValue) (string, error) {
+	switch id.Type {
+	case bson.TypeObjectID:
+		oid := id.ObjectID()
+		return hex.EncodeToString(oid[:]), nil
+	case bson.TypeString:
+		return id.StringValue(), nil
+	}
+	out, err := bson.MarshalExtJSON(bson.D{{Key: "k", Value: id}}, false, false)
+	if err != nil {
+		return "", fmt.Errorf("encode _id: %w", err)
+	}
+	// {"k":<value>}
+	return string(out[5 : len(out)-1]), nil
+}

@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// column is what the decoder needs to know about a column.
+type column struct {
+	name string
+	oid  uint32
+	key  bool
+}
+
+// decoder turns text-format values (what pgoutput and a text-format query
+// send) into JSON, the same way for the snapshot and the stream.
+type decoder struct {
+	types *pgtype.Map
+}
+
+func newDecoder() *decoder { return &decoder{types: pgtype.NewMap()} }
+
+// value appends the JSON form of one text-format value. NULL is nil data.
+func (d *decoder) value(buf *bytes.Buffer, oid uint32, data []byte) error {
+	if data == nil {
+		buf.WriteString("null")
+		return nil
+	}
+	switch oid {
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID:
+		return appendJSONString(buf, data)
+	case pgtype.BoolOID:
+		switch string(data) {
+		case "t", "true":
+			buf.WriteString("true")
+		case "f", "false":
+			buf.WriteString("false")
+		default:
+			return fmt.Errorf("invalid boolean %q", data)
+		}
+		return nil
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
+		if _, err := strconv.ParseInt(string(data), 10, 64); err != nil {
+			return fmt.Errorf("invalid integer %q: %w", data, err)
+		}
+		buf.Write(data)
+		return nil
+	case pgtype.JSONOID, pgtype.JSONBOID:
+		if !json.Valid(data) {
+			return fmt.Errorf("invalid json value")
+		}
+		buf.Write(data)
+		return nil
+	}
+	t, ok := d.types.TypeForOID(oid)
+	if !ok {
+		// Enums, domains and extension types: their text form is the most
+		// faithful thing we can publish.
+		return appendJSONString(buf, data)
+	}
+	v, err := t.Codec.DecodeValue(d.types, oid, pgtype.TextFormatCode, data)
+	if err != nil {
+		return fmt.Errorf("decode %s value: %w", t.Name, err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return appendJSONString(buf, data)
+	}
+	buf.Write(out)
+	return nil
+}
+
+func appendJSONString(buf *bytes.Buffer, data []byte) error {
+	out, err := json.Marshal(string(data))
+	if err != nil {
+		return err
+	}
+	buf.Write(out)
+	return nil
+}
+
+// row builds a JSON object of the given columns. present(i) reports whether
+// column i has a value to publish (unchanged TOASTed values do not), and
+// values[i] is its text (nil for NULL). The key is the text of the key
+// columns: the value itself for a one-column key, a JSON array otherwise.
+func (d *decoder) row(cols []column, values [][]byte, present func(i int) bool) (json.RawMessage, string, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	var keys []string
+	first := true
+	for i, c := range cols {
+		if c.key && values[i] != nil {
+			keys = append(keys, string(values[i]))
+		}
+		if !present(i) {
+			continue
+		}
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		if err := appendJSONString(&buf, []byte(c.name)); err != nil {
+			return nil, "", err
+		}
+		buf.WriteByte(':')
+		if err := d.value(&buf, c.oid, values[i]); err != nil {
+			return nil, "", fmt.Errorf("column %s: %w", c.name, err)
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), keyString(keys), nil
+}
+
+func keyString(parts []string) string {
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	out, _ := json.Marshal(parts)
+	return string(out)
+}

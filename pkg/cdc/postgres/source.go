@@ -1,0 +1,344 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// Source captures the configured tables. Use New, then run it under
+// cdc.Supervise.
+type Source struct {
+	cfg        Config
+	checkpoint *cdc.Checkpoints
+	dec        *decoder
+	acked      atomic.Uint64
+}
+
+// state is the checkpoint kept next to the slot: the slot alone cannot tell
+// whether the snapshot that goes with it was completely published.
+type state struct {
+	Slot         string `json:"slot"`
+	SnapshotLSN  string `json:"snapshot_lsn"`
+	SnapshotDone bool   `json:"snapshot_done"`
+}
+
+// New returns a Source. checkpoints stores whether the initial snapshot was
+// published; positions themselves live in the replication slot.
+func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Source{cfg: cfg, checkpoint: checkpoints, dec: newDecoder()}, nil
+}
+
+// Name implements cdc.Source.
+func (s *Source) Name() string { return cdc.SourcePostgres }
+
+func (s *Source) checkpointKey() string { return "postgres." + cdc.SubjectToken(s.cfg.Slot, false) }
+
+// AckedLSN returns the last LSN reported (or about to be reported) as flushed.
+func (s *Source) AckedLSN() pglogrepl.LSN { return pglogrepl.LSN(s.acked.Load()) }
+
+// Run implements cdc.Source.
+func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
+	conn, err := pgx.Connect(ctx, s.cfg.ConnString)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	tables, err := s.describeTables(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := s.ensurePublication(ctx, conn); err != nil {
+		return err
+	}
+
+	var st state
+	if _, err := s.checkpoint.Load(ctx, s.checkpointKey(), &st); err != nil {
+		return err
+	}
+	slot, err := slotInfo(ctx, conn, s.cfg.Slot)
+	if err != nil {
+		return err
+	}
+
+	repl, err := s.replicationConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.WithoutCancel(ctx))
+
+	reason := ""
+	switch {
+	case slot == nil && st.SnapshotDone:
+		reason = "position_lost"
+		s.cfg.Logger.Warn("replication slot is gone although a snapshot was published from it; changes made while it was missing are unknown, taking a new snapshot",
+			"slot", s.cfg.Slot, "snapshot_lsn", st.SnapshotLSN)
+	case slot != nil && slot.lost:
+		reason = "position_lost"
+		s.cfg.Logger.Warn("replication slot was invalidated (WAL removed); taking a new snapshot", "slot", s.cfg.Slot)
+	case slot != nil && !st.SnapshotDone:
+		reason = "incomplete"
+		s.cfg.Logger.Warn("replication slot exists but its snapshot was never completely published; taking it again", "slot", s.cfg.Slot)
+	case slot == nil:
+		reason = "initial"
+	}
+
+	start := pglogrepl.LSN(0)
+	if reason == "" {
+		start = slot.confirmed
+		s.acked.Store(uint64(start))
+		s.cfg.Logger.Info("resuming replication", "slot", s.cfg.Slot, "lsn", start)
+	} else {
+		if slot != nil {
+			if err := pglogrepl.DropReplicationSlot(ctx, repl, s.cfg.Slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+				return fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
+			}
+		}
+		if err := s.checkpoint.Delete(ctx, s.checkpointKey()); err != nil {
+			return err
+		}
+		start, err = s.snapshot(ctx, repl, conn, tables, pub, reason)
+		if err != nil {
+			return err
+		}
+	}
+	return s.stream(ctx, repl, pub, start)
+}
+
+type slotState struct {
+	confirmed pglogrepl.LSN
+	lost      bool
+}
+
+func slotInfo(ctx context.Context, conn *pgx.Conn, name string) (*slotState, error) {
+	var confirmed *string
+	var walStatus *string
+	err := conn.QueryRow(ctx,
+		`SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1`, name,
+	).Scan(&confirmed, &walStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspect replication slot %s: %w", name, err)
+	}
+	st := &slotState{lost: walStatus != nil && *walStatus == "lost"}
+	if confirmed != nil {
+		lsn, err := pglogrepl.ParseLSN(*confirmed)
+		if err != nil {
+			return nil, fmt.Errorf("parse confirmed LSN of slot %s: %w", name, err)
+		}
+		st.confirmed = lsn
+	}
+	return st, nil
+}
+
+// table is a captured table as the snapshot sees it.
+type table struct {
+	name string // schema.table
+	keys []string
+}
+
+// describeTables checks every captured table exists and has a key the
+// stream can identify rows by: without one, updates and deletes could not
+// be attributed to a row and counts would drift.
+func (s *Source) describeTables(ctx context.Context, conn *pgx.Conn) ([]table, error) {
+	out := make([]table, 0, len(s.cfg.Tables))
+	for _, name := range s.cfg.Tables {
+		schema, rel, _ := strings.Cut(name, ".")
+		var ident string
+		err := conn.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')`, schema, rel).Scan(&ident)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("captured table %s does not exist", name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inspect table %s: %w", name, err)
+		}
+		rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+			WHERE i.indrelid = $1::regclass AND (i.indisprimary OR i.indisreplident)
+			ORDER BY i.indisreplident DESC, array_position(i.indkey, a.attnum)`,
+			pgx.Identifier{schema, rel}.Sanitize())
+		if err != nil {
+			return nil, fmt.Errorf("inspect key of %s: %w", name, err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("inspect key of %s: %w", name, err)
+		}
+		if ident == "n" || (ident == "d" && len(keys) == 0) {
+			return nil, fmt.Errorf("captured table %s has no primary key and REPLICA IDENTITY %s: its updates and deletes cannot be attributed to a row; add a primary key or set REPLICA IDENTITY FULL",
+				name, map[string]string{"n": "NOTHING", "d": "DEFAULT"}[ident])
+		}
+		out = append(out, table{name: name, keys: keys})
+	}
+	return out, nil
+}
+
+func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
+	rows, err := conn.Query(ctx, `SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1`, s.cfg.Publication)
+	if err != nil {
+		return fmt.Errorf("inspect publication %s: %w", s.cfg.Publication, err)
+	}
+	published, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("inspect publication %s: %w", s.cfg.Publication, err)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, s.cfg.Publication).Scan(&exists); err != nil {
+		return fmt.Errorf("inspect publication %s: %w", s.cfg.Publication, err)
+	}
+	var missing []string
+	for _, t := range s.cfg.Tables {
+		found := false
+		for _, p := range published {
+			if p == t {
+				found = true
+			}
+		}
+		if !found {
+			schema, rel, _ := strings.Cut(t, ".")
+			missing = append(missing, pgx.Identifier{schema, rel}.Sanitize())
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	stmt := "CREATE PUBLICATION " + pub + " FOR TABLE " + strings.Join(missing, ", ")
+	if exists {
+		stmt = "ALTER PUBLICATION " + pub + " ADD TABLE " + strings.Join(missing, ", ")
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s (create it as the tables' owner, see docs/operations.md): %w", stmt, err)
+	}
+	s.cfg.Logger.Info("publication updated", "publication", s.cfg.Publication, "tables", missing)
+	return nil
+}
+
+func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(s.cfg.ConnString)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres connection string: %w", err)
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open replication connection: %w", err)
+	}
+	return conn, nil
+}
+
+// snapshot creates the slot, reads every captured table in the slot's
+// exported snapshot and publishes the rows. It returns the LSN to stream from.
+func (s *Source) snapshot(ctx context.Context, repl *pgconn.PgConn, conn *pgx.Conn, tables []table, pub *cdc.Publisher, reason string) (pglogrepl.LSN, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return 0, fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return 0, fmt.Errorf("parse consistent point %q: %w", res.ConsistentPoint, err)
+	}
+	s.cfg.Logger.Info("snapshot started", "slot", s.cfg.Slot, "lsn", lsn, "reason", reason)
+	cdc.CountSnapshot(cdc.SourcePostgres, reason)
+
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, fmt.Errorf("begin snapshot transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+res.SnapshotName+"'"); err != nil {
+		return 0, fmt.Errorf("set transaction snapshot: %w", err)
+	}
+	var now time.Time
+	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return 0, fmt.Errorf("read snapshot time: %w", err)
+	}
+	snapID := fmt.Sprintf("%s@%s", s.cfg.Slot, lsn)
+	total := 0
+	for _, t := range tables {
+		n, err := s.snapshotTable(ctx, tx, t, pub, lsn, now, snapID)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("end snapshot transaction: %w", err)
+	}
+	if err := pub.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("publish snapshot: %w", err)
+	}
+	if err := s.checkpoint.Save(ctx, s.checkpointKey(), state{Slot: s.cfg.Slot, SnapshotLSN: lsn.String(), SnapshotDone: true}); err != nil {
+		return 0, err
+	}
+	s.acked.Store(uint64(lsn))
+	s.cfg.Logger.Info("snapshot published", "slot", s.cfg.Slot, "lsn", lsn, "rows", total)
+	return lsn, nil
+}
+
+func (s *Source) snapshotTable(ctx context.Context, tx pgx.Tx, t table, pub *cdc.Publisher, lsn pglogrepl.LSN, now time.Time, snapID string) (int, error) {
+	marker := func(op cdc.Op) error {
+		return pub.Publish(ctx, &cdc.Event{
+			ID: fmt.Sprintf("pg:%s:%s:%s:%s", s.cfg.Slot, lsn, t.name, op), Source: cdc.SourcePostgres,
+			Collection: t.name, Op: op, Position: lsn.String(), Version: uint64(lsn), CommitTime: now, Snapshot: snapID,
+		})
+	}
+	if err := marker(cdc.OpSnapshotBegin); err != nil {
+		return 0, err
+	}
+	schema, rel, _ := strings.Cut(t.name, ".")
+	rows, err := tx.Query(ctx, "SELECT * FROM "+pgx.Identifier{schema, rel}.Sanitize(), pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %w", t.name, err)
+	}
+	defer rows.Close()
+	fields := rows.FieldDescriptions()
+	cols := make([]column, len(fields))
+	for i, f := range fields {
+		cols[i] = column{name: f.Name, oid: f.DataTypeOID}
+		for _, k := range t.keys {
+			if k == f.Name {
+				cols[i].key = true
+			}
+		}
+	}
+	all := func(int) bool { return true }
+	n := 0
+	for rows.Next() {
+		after, key, err := s.dec.row(cols, rows.RawValues(), all)
+		if err != nil {
+			return n, fmt.Errorf("snapshot %s: %w", t.name, err)
+		}
+		err = pub.Publish(ctx, &cdc.Event{
+			ID: fmt.Sprintf("pg:%s:%s:%s:%s", s.cfg.Slot, lsn, t.name, key), Source: cdc.SourcePostgres,
+			Collection: t.name, Op: cdc.OpSnapshot, Key: key, Position: lsn.String(), Version: uint64(lsn),
+			CommitTime: now, Snapshot: snapID, After: after,
+		})
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("snapshot %s: %w", t.name, err)
+	}
+	cdc.CountRead(cdc.SourcePostgres, n)
+	return n, marker(cdc.OpSnapshotEnd)
+}

@@ -1,0 +1,218 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrPublisherClosed is returned by a Publisher used after Close.
+var ErrPublisherClosed = errors.New("publisher closed")
+
+// Publisher publishes events to JetStream asynchronously, keeps at most a
+// bounded number of them in flight, and runs acknowledgement callbacks in
+// order. See the package documentation for the contract.
+type Publisher struct {
+	js     jetstream.JetStream
+	prefix string
+	logger *slog.Logger
+
+	queue chan entry
+	done  chan struct{}
+
+	mu     sync.Mutex
+	err    error
+	closed bool
+}
+
+type entry struct {
+	fut    jetstream.PubAckFuture
+	source string
+	after  func()
+	flush  chan struct{}
+}
+
+type publisherOptions struct {
+	prefix     string
+	maxPending int
+	ackTimeout time.Duration
+	logger     *slog.Logger
+}
+
+// PublisherOption configures a Publisher.
+type PublisherOption func(*publisherOptions)
+
+// WithSubjectPrefix sets the subject prefix events are published under
+// (default "reportes.cdc").
+func WithSubjectPrefix(prefix string) PublisherOption {
+	return func(o *publisherOptions) { o.prefix = prefix }
+}
+
+// WithMaxPending bounds the events published but not yet acknowledged
+// (default 4096). Publish blocks while the bound is reached, which bounds the
+// memory the ingestor uses when JetStream is slow or away.
+func WithMaxPending(n int) PublisherOption {
+	return func(o *publisherOptions) { o.maxPending = n }
+}
+
+// WithAckTimeout sets how long a publish may wait for its acknowledgement
+// before the Publisher fails (default 10s).
+func WithAckTimeout(d time.Duration) PublisherOption {
+	return func(o *publisherOptions) { o.ackTimeout = d }
+}
+
+// WithPublisherLogger sets the logger (default: discard).
+func WithPublisherLogger(l *slog.Logger) PublisherOption {
+	return func(o *publisherOptions) { o.logger = l }
+}
+
+// DefaultSubjectPrefix is the subject prefix of change events.
+const DefaultSubjectPrefix = "reportes.cdc"
+
+// NewPublisher returns a Publisher on nc. Close it when done.
+func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
+	o := publisherOptions{prefix: DefaultSubjectPrefix, maxPending: 4096, ackTimeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(o.maxPending),
+		jetstream.WithPublishAsyncTimeout(o.ackTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	p := &Publisher{
+		js:     js,
+		prefix: o.prefix,
+		logger: o.logger,
+		queue:  make(chan entry, o.maxPending),
+		done:   make(chan struct{}),
+	}
+	go p.ackLoop()
+	return p, nil
+}
+
+// Publish encodes ev and publishes it on its collection's subject with
+// Nats-Msg-Id ev.ID. It returns once the message is handed to the
+// connection; the acknowledgement is awaited in the background.
+func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
+	if err := p.Err(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	msg := &nats.Msg{Subject: Subject(p.prefix, ev.Source, ev.Collection), Data: data}
+	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID), jetstream.WithStallWait(time.Minute))
+	if err != nil {
+		err = fmt.Errorf("publish event %s: %w", ev.ID, err)
+		p.fail(err)
+		return err
+	}
+	return p.enqueue(ctx, entry{fut: fut, source: ev.Source})
+}
+
+// AfterAcked runs fn once every event published before this call has been
+// acknowledged. fn runs on the Publisher's own goroutine and must not block;
+// it never runs once the Publisher has failed.
+func (p *Publisher) AfterAcked(ctx context.Context, fn func()) error {
+	return p.enqueue(ctx, entry{after: fn})
+}
+
+// Flush waits until every event published so far has been acknowledged and
+// returns the Publisher's error, if any.
+func (p *Publisher) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	if err := p.enqueue(ctx, entry{flush: ch}); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return p.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Pending returns the number of events awaiting acknowledgement.
+func (p *Publisher) Pending() int { return len(p.queue) }
+
+// Err returns the error that stopped the Publisher, if any.
+func (p *Publisher) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Close stops the Publisher after the callbacks already queued have run
+// (or been skipped because of a failure).
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+	p.mu.Unlock()
+	<-p.done
+}
+
+func (p *Publisher) enqueue(ctx context.Context, e entry) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrPublisherClosed
+	}
+	select {
+	case p.queue <- e:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Publisher) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+		p.logger.Error("publisher stopped", "err", err)
+	}
+}
+
+func (p *Publisher) ackLoop() {
+	defer close(p.done)
+	for e := range p.queue {
+		switch {
+		case e.fut != nil:
+			select {
+			case ack := <-e.fut.Ok():
+				metricPublished.WithLabelValues(e.source).Inc()
+				if ack.Duplicate {
+					metricDuplicates.WithLabelValues(e.source).Inc()
+				}
+			case err := <-e.fut.Err():
+				metricPublishErrors.WithLabelValues(e.source).Inc()
+				p.fail(fmt.Errorf("acknowledge event %s: %w", e.fut.Msg().Header.Get(jetstream.MsgIDHeader), err))
+			}
+		case e.after != nil:
+			if p.Err() == nil {
+				e.after()
+			}
+		case e.flush != nil:
+			close(e.flush)
+		}
+	}
+}

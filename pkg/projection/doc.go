@@ -1,0 +1,31 @@
+// Package projection maintains the dashboard view, per-seller order counts,
+// from the change events in the stream.
+//
+// # Contract
+//
+// [View.Apply] takes events in stream order with their stream sequence and is
+// idempotent: an event whose sequence was already applied is ignored, and so
+// is an event older (by [cdc.Event.Version]) than what the view already holds
+// for its key. Applying any prefix of the stream, restarting and applying it
+// again, or applying events redelivered by JetStream therefore converges to
+// the same view, which equals what the original service would compute from
+// the sources at the position of the last applied event:
+//
+//   - total_empleados counts every row of the employees table;
+//   - total_pedidos_procesados counts every order document;
+//   - each employee appears in the detail with the orders whose seller field
+//     equals its code (zero included), ordered by orders descending, then code;
+//   - orders whose seller is missing, not a string, or not the code of any
+//     employee still count in the total, and in pedidos_sin_empleado; they do
+//     not appear in the detail, exactly as the original service's join.
+//
+// An event the view cannot interpret (an order without a usable seller, an
+// employee row without a code) is still applied as far as it can be and is
+// reported to the caller as a [Problem], so nothing is dropped silently.
+//
+// A snapshot (between snapshot_begin and snapshot_end markers of one
+// collection) replaces the collection's content: keys the view held before the
+// snapshot began, that the snapshot did not contain and that no later change
+// touched, are removed when the snapshot ends. That is how a view survives a
+// source position lost and re-snapshotted.
+package projection

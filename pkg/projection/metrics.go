@@ -1,0 +1,22 @@
+package projection
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	metricApplied = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "reportes_projection_events_applied_total",
+		Help: "Events applied to the view.",
+	})
+	metricDeadLetters = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "reportes_projection_dead_letters_total",
+		Help: "Events the view could not fully apply (published to the dead-letter subject with the reason).",
+	})
+	metricLag = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "reportes_projection_end_to_end_lag_seconds",
+		Help:    "Time from the source commit of a change to its application to the view.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+	})
+)

@@ -1,0 +1,241 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// Projector feeds a View from the event stream: it replays the stream from
+// its first message (rebuilding the view), then follows it. It uses an
+// ordered consumer, which JetStream recreates transparently after a
+// disconnect at the next expected sequence, so the view sees every event once
+// and in order; View.Apply's idempotency covers the rest.
+type Projector struct {
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	view    *View
+	opts    projectorOptions
+	ready   atomic.Bool
+	target  atomic.Uint64
+	lastErr atomic.Pointer[string]
+}
+
+type projectorOptions struct {
+	stream        string
+	subjectPrefix string
+	metricsPrefix string
+	deadLetter    string
+	logger        *slog.Logger
+}
+
+// Option configures a Projector.
+type Option func(*projectorOptions)
+
+// WithStream sets the stream name (default cdc.DefaultStreamName).
+func WithStream(name string) Option { return func(o *projectorOptions) { o.stream = name } }
+
+// WithSubjectPrefix sets the change events' subject prefix.
+func WithSubjectPrefix(p string) Option { return func(o *projectorOptions) { o.subjectPrefix = p } }
+
+// WithMetricUpdates publishes, after each change, the new figures of every
+// seller it touched on prefix.vendedor.<code> and the totals on
+// prefix.global (core NATS, see docs/events.md). Empty disables them.
+func WithMetricUpdates(prefix string) Option {
+	return func(o *projectorOptions) { o.metricsPrefix = prefix }
+}
+
+// WithDeadLetters publishes every event the view could not fully apply to
+// subject, with the reason (empty disables; they are logged and counted
+// either way).
+func WithDeadLetters(subject string) Option {
+	return func(o *projectorOptions) { o.deadLetter = subject }
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *projectorOptions) { o.logger = l } }
+
+// NewProjector returns a Projector feeding view.
+func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error) {
+	o := projectorOptions{stream: cdc.DefaultStreamName, subjectPrefix: cdc.DefaultSubjectPrefix}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	return &Projector{js: js, nc: nc, view: view, opts: o}, nil
+}
+
+// Ready reports whether the view has caught up with the stream as it was
+// when the projector started (or the last time it checked).
+func (p *Projector) Ready() bool { return p.ready.Load() }
+
+// View returns the view the projector feeds.
+func (p *Projector) View() *View { return p.view }
+
+// Run consumes until ctx ends; it returns nil then. It retries when the
+// stream is not there yet (the ingestor creates it).
+func (p *Projector) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := p.consume(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (p *Projector) consume(ctx context.Context) error {
+	stream, err := p.js.Stream(ctx, p.opts.stream)
+	if err != nil {
+		return fmt.Errorf("find stream %s: %w", p.opts.stream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	p.target.Store(info.State.LastSeq)
+	if info.State.LastSeq <= p.view.Seq() {
+		p.markReady()
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{p.opts.subjectPrefix + ".>"},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if seq := p.view.Seq(); seq > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = seq + 1
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create ordered consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer it.Stop()
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	var ev cdc.Event
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("next message: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		p.apply(msg, meta, &ev)
+		if meta.NumPending == 0 || meta.Sequence.Stream >= p.target.Load() {
+			p.markReady()
+		}
+	}
+}
+
+func (p *Projector) markReady() {
+	if !p.ready.Swap(true) {
+		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
+	}
+}
+
+func (p *Projector) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *cdc.Event) {
+	seq := meta.Sequence.Stream
+	if err := cdc.Decode(msg.Data(), ev); err != nil {
+		// Still advance past it: the sequence is recorded, the event goes to
+		// the dead letters with its reason.
+		p.view.Apply(&cdc.Event{ID: "invalid", Collection: "", CommitTime: meta.Timestamp}, seq) //nolint:errcheck // no collection: a no-op that records seq
+		p.deadLetter(msg.Data(), seq, err.Error())
+		return
+	}
+	ch, err := p.view.Apply(ev, seq)
+	metricApplied.Inc()
+	if p.ready.Load() && !ev.CommitTime.IsZero() {
+		metricLag.Observe(time.Since(ev.CommitTime).Seconds())
+	}
+	if err != nil {
+		p.deadLetter(msg.Data(), seq, err.Error())
+	}
+	if p.opts.metricsPrefix != "" && p.ready.Load() && (len(ch.Sellers) > 0 || ch.Employees) {
+		p.publishMetrics(ch, seq)
+	}
+}
+
+// DeadLetter is what the projector publishes for an event it could not
+// fully apply.
+type DeadLetter struct {
+	Seq    uint64          `json:"seq"`
+	Reason string          `json:"reason"`
+	Event  json.RawMessage `json:"event"`
+}
+
+func (p *Projector) deadLetter(data []byte, seq uint64, reason string) {
+	metricDeadLetters.Inc()
+	p.opts.logger.Warn("event not fully applied", "seq", seq, "reason", reason)
+	if p.opts.deadLetter == "" {
+		return
+	}
+	ev := json.RawMessage(data)
+	if !json.Valid(data) {
+		ev, _ = json.Marshal(string(data))
+	}
+	body, _ := json.Marshal(DeadLetter{Seq: seq, Reason: reason, Event: ev})
+	if err := p.nc.Publish(p.opts.deadLetter, body); err != nil {
+		p.opts.logger.Error("publish dead letter", "seq", seq, "err", err)
+	}
+}
+
+// SellerUpdate is published on the metric-update subject of a seller.
+type SellerUpdate struct {
+	Seq uint64 `json:"seq"`
+	Seller
+	// Empleado is false when the code is not (or no longer) an employee's.
+	EsEmpleado bool `json:"es_empleado"`
+}
+
+// GlobalUpdate is published on the global metric-update subject.
+type GlobalUpdate struct {
+	Seq uint64 `json:"seq"`
+	Global
+}
+
+func (p *Projector) publishMetrics(ch Change, seq uint64) {
+	for _, code := range ch.Sellers {
+		s, isEmp := p.view.Seller(code)
+		body, _ := json.Marshal(SellerUpdate{Seq: seq, Seller: s, EsEmpleado: isEmp})
+		if err := p.nc.Publish(p.opts.metricsPrefix+".vendedor."+cdc.SubjectToken(code, false), body); err != nil {
+			p.opts.logger.Error("publish metric update", "seller", code, "err", err)
+		}
+	}
+	body, _ := json.Marshal(GlobalUpdate{Seq: seq, Global: p.view.Totals()})
+	if err := p.nc.Publish(p.opts.metricsPrefix+".global", body); err != nil {
+		p.opts.logger.Error("publish metric update", "err", err)
+	}
+}

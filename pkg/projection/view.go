@@ -1,0 +1,515 @@
+package projection
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// ErrProblem is wrapped by every Problem.
+var ErrProblem = errors.New("event not fully applicable")
+
+// Problem describes an event the view applied only partly.
+type Problem struct {
+	EventID string
+	Reason  string
+}
+
+func (p *Problem) Error() string { return fmt.Sprintf("event %s: %s", p.EventID, p.Reason) }
+
+// Unwrap lets errors.Is(p, ErrProblem) hold.
+func (p *Problem) Unwrap() error { return ErrProblem }
+
+const noSeller = -1
+
+type order struct {
+	seller  int32 // index in View.sellers, or noSeller
+	version uint64
+}
+
+type employee struct {
+	code    string
+	role    string
+	active  bool
+	version uint64
+}
+
+type pendingSnapshot struct {
+	id      string
+	version uint64
+	stale   map[string]struct{}
+}
+
+// View is the in-memory dashboard view. It is safe for concurrent use: one
+// writer applies events while any number of readers render the dashboard.
+type View struct {
+	schema     Schema
+	sellerPath []string
+
+	mu        sync.RWMutex
+	employees map[string]*employee
+	orders    map[string]order
+	sellers   []string         // interned seller codes
+	sellerIdx map[string]int32 // code -> index in sellers
+	counts    []int64          // orders per interned seller
+	assigned  int64            // orders with a seller, any seller
+	pending   map[string]*pendingSnapshot
+	seq       uint64
+	commit    time.Time
+	applied   time.Time
+	changes   uint64
+
+	rendered atomic.Pointer[rendering]
+	renderMu sync.Mutex
+}
+
+type rendering struct {
+	changes uint64
+	body    []byte
+}
+
+// NewView returns an empty view over schema.
+func NewView(schema Schema) (*View, error) {
+	if err := schema.validate(); err != nil {
+		return nil, err
+	}
+	return &View{
+		schema:     schema,
+		sellerPath: schema.sellerPath(),
+		employees:  map[string]*employee{},
+		orders:     map[string]order{},
+		sellerIdx:  map[string]int32{},
+		pending:    map[string]*pendingSnapshot{},
+	}, nil
+}
+
+// Seq returns the stream sequence of the last applied event.
+func (v *View) Seq() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.seq
+}
+
+// Change says which sellers' counts an event changed (for metric updates).
+type Change struct {
+	Sellers   []string
+	Employees bool
+}
+
+// Apply applies ev, the event at stream sequence seq. The returned error is
+// a *Problem when the event was applied only partly; the view stays
+// consistent either way.
+func (v *View) Apply(ev *cdc.Event, seq uint64) (Change, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if seq != 0 && seq <= v.seq {
+		return Change{}, nil
+	}
+	if seq != 0 {
+		v.seq = seq
+	}
+	if ev.CommitTime.After(v.commit) {
+		v.commit = ev.CommitTime
+	}
+	v.applied = time.Now()
+	v.changes++
+	var ch Change
+	var err error
+	switch ev.Collection {
+	case v.schema.Orders:
+		ch, err = v.applyOrder(ev)
+	case v.schema.Employees:
+		ch, err = v.applyEmployee(ev)
+	default:
+		return Change{}, nil
+	}
+	return ch, err
+}
+
+func (v *View) snapshotMarker(ev *cdc.Event, keys func(yield func(string, uint64))) {
+	switch ev.Op {
+	case cdc.OpSnapshotBegin:
+		p := &pendingSnapshot{id: ev.Snapshot, version: ev.Version, stale: map[string]struct{}{}}
+		keys(func(k string, version uint64) {
+			if version < ev.Version {
+				p.stale[k] = struct{}{}
+			}
+		})
+		v.pending[ev.Collection] = p
+	}
+}
+
+// touched records that key was seen after a snapshot of collection began.
+func (v *View) touched(collection, key string) {
+	if p := v.pending[collection]; p != nil {
+		delete(p.stale, key)
+	}
+}
+
+// endSnapshot returns the keys to remove when a snapshot ends.
+func (v *View) endSnapshot(ev *cdc.Event) []string {
+	p := v.pending[ev.Collection]
+	if p == nil || p.id != ev.Snapshot {
+		return nil
+	}
+	delete(v.pending, ev.Collection)
+	out := make([]string, 0, len(p.stale))
+	for k := range p.stale {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
+	switch ev.Op {
+	case cdc.OpSnapshotBegin:
+		v.snapshotMarker(ev, func(yield func(string, uint64)) {
+			for k, o := range v.orders {
+				yield(k, o.version)
+			}
+		})
+		return Change{}, nil
+	case cdc.OpSnapshotEnd:
+		var ch Change
+		for _, k := range v.endSnapshot(ev) {
+			ch.Sellers = append(ch.Sellers, v.removeOrder(k)...)
+		}
+		return ch, nil
+	}
+	v.touched(ev.Collection, ev.Key)
+	prev, exists := v.orders[ev.Key]
+	if exists && ev.Version < prev.version {
+		return Change{}, nil // stale copy of a change already superseded
+	}
+	if ev.Op == cdc.OpDelete {
+		return Change{Sellers: v.removeOrder(ev.Key)}, nil
+	}
+	if ev.After == nil {
+		// An update whose document the source could no longer read (it was
+		// deleted meanwhile); the delete that follows settles it.
+		if exists {
+			prev.version = ev.Version
+			v.orders[ev.Key] = prev
+		}
+		return Change{}, nil
+	}
+	code, problem := sellerOf(ev.After, v.sellerPath)
+	idx := int32(noSeller)
+	if problem == "" {
+		idx = v.intern(code)
+	}
+	var ch Change
+	if exists {
+		if prev.seller == idx {
+			prev.version = ev.Version
+			v.orders[ev.Key] = prev
+			return Change{}, v.problem(ev, problem)
+		}
+		ch.Sellers = append(ch.Sellers, v.uncount(prev.seller)...)
+	}
+	v.orders[ev.Key] = order{seller: idx, version: ev.Version}
+	if idx != noSeller {
+		v.counts[idx]++
+		v.assigned++
+		ch.Sellers = append(ch.Sellers, code)
+	}
+	return ch, v.problem(ev, problem)
+}
+
+func (v *View) problem(ev *cdc.Event, reason string) error {
+	if reason == "" {
+		return nil
+	}
+	return &Problem{EventID: ev.ID, Reason: reason}
+}
+
+func (v *View) removeOrder(key string) []string {
+	prev, ok := v.orders[key]
+	if !ok {
+		return nil
+	}
+	delete(v.orders, key)
+	return v.uncount(prev.seller)
+}
+
+func (v *View) uncount(idx int32) []string {
+	if idx == noSeller {
+		return nil
+	}
+	v.counts[idx]--
+	v.assigned--
+	return []string{v.sellers[idx]}
+}
+
+func (v *View) intern(code string) int32 {
+	if i, ok := v.sellerIdx[code]; ok {
+		return i
+	}
+	i := int32(len(v.sellers))
+	v.sellers = append(v.sellers, code)
+	v.counts = append(v.counts, 0)
+	v.sellerIdx[code] = i
+	return i
+}
+
+func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
+	switch ev.Op {
+	case cdc.OpSnapshotBegin:
+		v.snapshotMarker(ev, func(yield func(string, uint64)) {
+			for k, e := range v.employees {
+				yield(k, e.version)
+			}
+		})
+		return Change{}, nil
+	case cdc.OpSnapshotEnd:
+		removed := v.endSnapshot(ev)
+		for _, k := range removed {
+			delete(v.employees, k)
+		}
+		return Change{Employees: len(removed) > 0}, nil
+	}
+	v.touched(ev.Collection, ev.Key)
+	prev := v.employees[ev.Key]
+	if prev != nil && ev.Version < prev.version {
+		return Change{}, nil
+	}
+	if ev.Op == cdc.OpDelete {
+		if prev != nil {
+			delete(v.employees, ev.Key)
+			return Change{Employees: true, Sellers: []string{prev.code}}, nil
+		}
+		return Change{}, nil
+	}
+	var row map[string]json.RawMessage
+	if err := json.Unmarshal(ev.After, &row); err != nil {
+		return Change{}, &Problem{EventID: ev.ID, Reason: "employee row is not a JSON object: " + err.Error()}
+	}
+	next := employee{version: ev.Version}
+	if prev != nil {
+		next = *prev
+		next.version = ev.Version
+	}
+	var problems []string
+	if raw, ok := row[v.schema.CodeField]; ok {
+		var code *string
+		if json.Unmarshal(raw, &code) != nil || code == nil {
+			problems = append(problems, fmt.Sprintf("%s is %s, want text", v.schema.CodeField, raw))
+			next.code = ev.Key
+		} else {
+			next.code = *code
+		}
+	} else if prev == nil {
+		next.code = ev.Key
+	}
+	if raw, ok := row[v.schema.RoleField]; ok && v.schema.RoleField != "" {
+		var role *string
+		if json.Unmarshal(raw, &role) != nil {
+			problems = append(problems, fmt.Sprintf("%s is %s, want text", v.schema.RoleField, raw))
+		}
+		next.role = ""
+		if role != nil {
+			next.role = *role
+		}
+	}
+	if raw, ok := row[v.schema.ActiveField]; ok && v.schema.ActiveField != "" {
+		var active *bool
+		if json.Unmarshal(raw, &active) != nil {
+			problems = append(problems, fmt.Sprintf("%s is %s, want boolean", v.schema.ActiveField, raw))
+		}
+		// NULL counts as inactive, like Python's truthiness in the original.
+		next.active = active != nil && *active
+	}
+	v.employees[ev.Key] = &next
+	ch := Change{Employees: true, Sellers: []string{next.code}}
+	if prev != nil && prev.code != next.code {
+		ch.Sellers = append(ch.Sellers, prev.code)
+	}
+	if len(problems) > 0 {
+		return ch, &Problem{EventID: ev.ID, Reason: fmt.Sprint(problems)}
+	}
+	return ch, nil
+}
+
+// sellerOf finds the seller code at path in an order document. It returns a
+// reason when there is no usable code.
+func sellerOf(doc json.RawMessage, path []string) (string, string) {
+	cur := doc
+	for i, p := range path {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(cur, &obj); err != nil {
+			if i == 0 {
+				return "", "order is not a JSON object"
+			}
+			return "", fmt.Sprintf("order field %q is not a document", joinPath(path[:i]))
+		}
+		next, ok := obj[p]
+		if !ok {
+			return "", fmt.Sprintf("order has no seller field %q", joinPath(path))
+		}
+		cur = next
+	}
+	var code string
+	if err := json.Unmarshal(cur, &code); err != nil {
+		return "", fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), cur)
+	}
+	return code, ""
+}
+
+func joinPath(p []string) string {
+	out := ""
+	for i, s := range p {
+		if i > 0 {
+			out += "."
+		}
+		out += s
+	}
+	return out
+}
+
+// Dashboard is the response of GET /reportes/dashboard: the original
+// service's shape plus a freshness block.
+type Dashboard struct {
+	Titulo             string    `json:"titulo"`
+	MetricasGlobales   Global    `json:"metricas_globales"`
+	DetallePorVendedor []Seller  `json:"detalle_por_vendedor"`
+	Frescura           Freshness `json:"frescura"`
+}
+
+// Global holds the dashboard totals.
+type Global struct {
+	TotalEmpleados         int   `json:"total_empleados"`
+	TotalPedidosProcesados int   `json:"total_pedidos_procesados"`
+	PedidosSinEmpleado     int64 `json:"pedidos_sin_empleado"`
+}
+
+// Seller is one employee's line.
+type Seller struct {
+	Empleado          string `json:"empleado"`
+	Rol               string `json:"rol"`
+	PedidosRealizados int64  `json:"pedidos_realizados"`
+	Estado            string `json:"estado"`
+}
+
+// Freshness says how current the view is.
+type Freshness struct {
+	// UltimoCambio is the source commit time of the newest applied change.
+	UltimoCambio *time.Time `json:"ultimo_cambio"`
+	// Aplicado is when the view last applied an event.
+	Aplicado *time.Time `json:"aplicado"`
+	// Secuencia is the stream sequence of the last applied event.
+	Secuencia uint64 `json:"secuencia"`
+}
+
+// Dashboard computes the dashboard. Its cost depends on the number of
+// employees, never on the number of orders.
+func (v *View) Dashboard() Dashboard {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.dashboardLocked()
+}
+
+func (v *View) dashboardLocked() Dashboard {
+	d := Dashboard{
+		Titulo: v.schema.Title,
+		MetricasGlobales: Global{
+			TotalEmpleados:         len(v.employees),
+			TotalPedidosProcesados: len(v.orders),
+		},
+		DetallePorVendedor: make([]Seller, 0, len(v.employees)),
+		Frescura:           Freshness{Secuencia: v.seq},
+	}
+	if !v.commit.IsZero() {
+		c, a := v.commit, v.applied
+		d.Frescura.UltimoCambio, d.Frescura.Aplicado = &c, &a
+	}
+	matched := map[int32]bool{}
+	for _, e := range v.employees {
+		n := int64(0)
+		if i, ok := v.sellerIdx[e.code]; ok {
+			n = v.counts[i]
+			matched[i] = true
+		}
+		estado := "Inactivo"
+		if e.active {
+			estado = "Activo"
+		}
+		d.DetallePorVendedor = append(d.DetallePorVendedor, Seller{Empleado: e.code, Rol: e.role, PedidosRealizados: n, Estado: estado})
+	}
+	var matchedOrders int64
+	for i := range matched {
+		matchedOrders += v.counts[i]
+	}
+	d.MetricasGlobales.PedidosSinEmpleado = int64(len(v.orders)) - matchedOrders
+	SortSellers(d.DetallePorVendedor)
+	return d
+}
+
+// SortSellers orders the detail: most orders first, then by code.
+func SortSellers(s []Seller) {
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].PedidosRealizados != s[j].PedidosRealizados {
+			return s[i].PedidosRealizados > s[j].PedidosRealizados
+		}
+		if s[i].Empleado != s[j].Empleado {
+			return s[i].Empleado < s[j].Empleado
+		}
+		return s[i].Rol < s[j].Rol
+	})
+}
+
+// JSON returns the dashboard encoded as JSON. It is rendered at most once per
+// change of the view, so serving it costs the same whatever the data size.
+func (v *View) JSON() []byte {
+	v.mu.RLock()
+	changes := v.changes
+	v.mu.RUnlock()
+	if r := v.rendered.Load(); r != nil && r.changes == changes {
+		return r.body
+	}
+	v.renderMu.Lock()
+	defer v.renderMu.Unlock()
+	if r := v.rendered.Load(); r != nil && r.changes >= changes {
+		return r.body
+	}
+	v.mu.RLock()
+	changes = v.changes
+	d := v.dashboardLocked()
+	v.mu.RUnlock()
+	body, _ := json.Marshal(d)
+	body = append(body, '\n')
+	v.rendered.Store(&rendering{changes: changes, body: body})
+	return body
+}
+
+// Seller returns the current line of code and whether it is an employee.
+func (v *View) Seller(code string) (Seller, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s := Seller{Empleado: code, Estado: "Inactivo"}
+	if i, ok := v.sellerIdx[code]; ok {
+		s.PedidosRealizados = v.counts[i]
+	}
+	for _, e := range v.employees {
+		if e.code == code {
+			s.Rol = e.role
+			if e.active {
+				s.Estado = "Activo"
+			}
+			return s, true
+		}
+	}
+	return s, false
+}
+
+// Totals returns the global figures.
+func (v *View) Totals() Global {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.dashboardLocked().MetricasGlobales
+}
