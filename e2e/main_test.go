@@ -1,0 +1,233 @@
+// Package e2e runs the ingestor and the API as the binaries users run,
+// against a real PostgreSQL, NATS JetStream and FerretDB, and compares the
+// dashboard with a recount taken directly from the sources.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/reportes/reportes/internal/devstack"
+	"github.com/reportes/reportes/pkg/projection"
+	"github.com/reportes/reportes/pkg/recount"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "reportes-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/ingestor", "../cmd/api").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	binDir = dir
+	defer os.RemoveAll(dir)
+	devstack.Main(m)
+}
+
+// env is one isolated deployment: its own database, collection, slot,
+// stream, subjects and ports on the shared services.
+type env struct {
+	t       *testing.T
+	stack   *devstack.Stack
+	vars    map[string]string
+	pg      *pgx.Conn
+	mongo   *mongo.Client
+	orders  *mongo.Collection
+	apiPort int
+	schema  projection.Schema
+	mu      sync.Mutex
+	procs   map[string]*proc
+}
+
+type proc struct {
+	cmd *exec.Cmd
+	out *bytes.Buffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	stack := devstack.Shared(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	pgURL := stack.Database(t)
+	apiPort, _ := devstack.FreePort()
+	ingPort, _ := devstack.FreePort()
+	e := &env{
+		t: t, stack: stack, apiPort: apiPort, procs: map[string]*proc{},
+		vars: map[string]string{
+			"POSTGRES_URL":             pgURL,
+			"MONGO_URI":                stack.Ferret.URI,
+			"MONGO_DB":                 name,
+			"MONGO_COLLECTION":         "orders",
+			"NATS_URL":                 stack.NATS.URL(),
+			"NATS_STREAM":              "S_" + name,
+			"NATS_SUBJECT_PREFIX":      name + ".cdc",
+			"NATS_METRICS_PREFIX":      name + ".metrics",
+			"NATS_DEAD_LETTER_SUBJECT": name + ".deadletter",
+			"NATS_CHECKPOINT_BUCKET":   "P_" + name,
+			"PG_SLOT":                  name,
+			"PG_PUBLICATION":           name,
+			"PORT":                     strconv.Itoa(apiPort),
+			"INGESTOR_PORT":            strconv.Itoa(ingPort),
+			"LOG_LEVEL":                "debug",
+		},
+		schema: projection.DefaultSchema(),
+	}
+	e.schema.Orders = name + ".orders"
+	var err error
+	if e.pg, err = pgx.Connect(ctx, pgURL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pg.Exec(ctx, devstack.EmployeesDDL); err != nil {
+		t.Fatal(err)
+	}
+	if e.mongo, err = mongo.Connect(ctx, options.Client().ApplyURI(stack.Ferret.URI)); err != nil {
+		t.Fatal(err)
+	}
+	e.orders = e.mongo.Database(name).Collection("orders")
+	t.Cleanup(func() {
+		e.stopAll()
+		e.pg.Close(context.Background())
+		_ = e.mongo.Disconnect(context.Background())
+		if t.Failed() {
+			for n, p := range e.procs {
+				t.Logf("--- %s output (last 6000 bytes):\n%s", n, tail(p.out.String(), 6000))
+			}
+		}
+	})
+	return e
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// start runs a binary with the deployment's environment.
+func (e *env) start(name string) {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name))
+	cmd.Env = os.Environ()
+	for k, v := range e.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.procs[name]
+	if p == nil {
+		p = &proc{out: &bytes.Buffer{}}
+		e.procs[name] = p
+	}
+	w := &syncWriter{w: p.out, mu: &e.mu}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	p.cmd = cmd
+}
+
+type syncWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// kill sends sig to a running binary and waits for it to exit.
+func (e *env) kill(name string, sig syscall.Signal) {
+	e.t.Helper()
+	e.mu.Lock()
+	p := e.procs[name]
+	e.mu.Unlock()
+	if p == nil || p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	_ = p.cmd.Wait()
+	e.mu.Lock()
+	p.cmd = nil
+	e.mu.Unlock()
+}
+
+func (e *env) stopAll() {
+	for _, n := range []string{"ingestor", "api"} {
+		e.kill(n, syscall.SIGKILL)
+	}
+}
+
+// dashboard fetches the API's dashboard.
+func (e *env) dashboard() (projection.Dashboard, error) {
+	var d projection.Dashboard
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/reportes/dashboard", e.apiPort))
+	if err != nil {
+		return d, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return d, fmt.Errorf("status %s", resp.Status)
+	}
+	return d, json.NewDecoder(resp.Body).Decode(&d)
+}
+
+func (e *env) recount() projection.Dashboard {
+	e.t.Helper()
+	d, err := recount.Dashboard(context.Background(), e.pg, e.orders, e.schema)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// converges waits until the dashboard equals a recount from the sources.
+func (e *env) converges(timeout time.Duration) projection.Dashboard {
+	e.t.Helper()
+	var last projection.Dashboard
+	devstack.Eventually(e.t, timeout, func() (bool, string) {
+		got, err := e.dashboard()
+		if err != nil {
+			return false, err.Error()
+		}
+		want := e.recount()
+		got.Frescura = projection.Freshness{}
+		last = want
+		if reflect.DeepEqual(got, want) {
+			return true, ""
+		}
+		return false, fmt.Sprintf("dashboard differs from the recount:\n got %s\nwant %s", brief(got), brief(want))
+	})
+	return last
+}
+
+func brief(d projection.Dashboard) string {
+	b, _ := json.Marshal(d)
+	return tail(string(b), 1500)
+}
