@@ -50,7 +50,7 @@ func New(d Dashboard, logger *slog.Logger) http.Handler {
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.Ready() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "catching up with the event stream"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": "catching up with the event stream"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -65,11 +65,6 @@ func New(d Dashboard, logger *slog.Logger) http.Handler {
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			start := time.Now()
-			if req.ContentLength > maxRequestBytes {
-				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
-				return
-			}
-			req.Body = http.MaxBytesReader(w, req.Body, maxRequestBytes)
 			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 			next.ServeHTTP(sw, req)
 			route := "unmatched"
@@ -79,7 +74,20 @@ func New(d Dashboard, logger *slog.Logger) http.Handler {
 			metricRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
 		})
 	})
-	return recoverer(r, logger)
+	return recoverer(limitBody(r), logger)
+}
+
+// limitBody refuses requests announcing a body larger than maxRequestBytes
+// and cuts off those that send more than they announced.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength > maxRequestBytes {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+			return
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, maxRequestBytes)
+		next.ServeHTTP(w, req)
+	})
 }
 
 type statusWriter struct {

@@ -354,11 +354,11 @@ func sellerOf(doc json.RawMessage, path []string) (string, string) {
 		}
 		cur = next
 	}
-	var code string
-	if err := json.Unmarshal(cur, &code); err != nil {
+	var code *string
+	if err := json.Unmarshal(cur, &code); err != nil || code == nil {
 		return "", fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), cur)
 	}
-	return code, ""
+	return *code, ""
 }
 
 func joinPath(p []string) string {

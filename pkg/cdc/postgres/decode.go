@@ -31,7 +31,7 @@ func (d *decoder) value(buf *bytes.Buffer, oid uint32, data []byte) error {
 		return nil
 	}
 	switch oid {
-	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID:
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID, pgtype.DateOID:
 		return appendJSONString(buf, data)
 	case pgtype.BoolOID:
 		switch string(data) {
@@ -44,10 +44,11 @@ func (d *decoder) value(buf *bytes.Buffer, oid uint32, data []byte) error {
 		}
 		return nil
 	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
-		if _, err := strconv.ParseInt(string(data), 10, 64); err != nil {
+		n, err := strconv.ParseInt(string(data), 10, 64)
+		if err != nil {
 			return fmt.Errorf("invalid integer %q: %w", data, err)
 		}
-		buf.Write(data)
+		buf.Write(strconv.AppendInt(nil, n, 10))
 		return nil
 	case pgtype.JSONOID, pgtype.JSONBOID:
 		if !json.Valid(data) {

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestDefaultsAndSeedVariables(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"SQL_USER": "admin", "SQL_PASSWORD": "p@ss/word", "SQL_HOST": "db", "SQL_PORT": "5433", "SQL_DB": "empleados_db",
+		"MONGO_HOST": "mongo", "MONGO_PORT": "27018", "MONGO_DB": "inventory_db", "MONGO_COLLECTION": "orders",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PostgresURL != "postgres://admin:p%40ss%2Fword@db:5433/empleados_db" {
+		t.Errorf("PostgresURL = %s", c.PostgresURL)
+	}
+	if c.MongoURI != "mongodb://mongo:27018/" || c.Port != 8002 || c.NatsURL != "nats://127.0.0.1:4222" {
+		t.Errorf("config = %+v", c)
+	}
+	if c.EmployeesTable != "public.empleados" || c.SellerField != "vendedor" || c.Title != "Dashboard Operativo - Sprint 4" {
+		t.Errorf("schema = %+v", c)
+	}
+}
+
+func TestURLsWin(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{"POSTGRES_URL": "postgres://u@h/db", "SQL_HOST": "ignored", "MONGO_URI": "mongodb://m:1/?replicaSet=rs0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PostgresURL != "postgres://u@h/db" || c.MongoURI != "mongodb://m:1/?replicaSet=rs0" {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	tests := map[string]string{
+		"PORT":                  "80800",
+		"SQL_PORT":              "abc",
+		"POSTGRES_URL":          "mysql://x",
+		"MONGO_URI":             "http://x",
+		"MONGO_CAPTURE_MODE":    "tail",
+		"EMPLOYEES_TABLE":       "empleados",
+		"LOG_LEVEL":             "loud",
+		"NATS_DUPLICATE_WINDOW": "-1s",
+		"ORDER_SELLER_FIELD":    "",
+	}
+	for name, value := range tests {
+		_, err := FromEnv(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("%s=%q: error %v does not name the variable", name, value, err)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	got := Redact("postgres://admin:secreto@db:5432/x")
+	if strings.Contains(got, "secreto") || !strings.Contains(got, "admin") {
+		t.Errorf("Redact = %s", got)
+	}
+	c, err := FromEnv(env(map[string]string{"SQL_PASSWORD": "secreto"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(Redact(c.PostgresURL), "secreto") {
+		t.Error("password leaked")
+	}
+}
+
+func TestEveryVariableHasDocs(t *testing.T) {
+	for _, v := range Vars {
+		if v.Help == "" {
+			t.Errorf("%s has no help", v.Name)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package cdc
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name, data, wantErr string
+	}{
+		{"insert", `{"id":"pg:s:0/1:1","source":"postgres","collection":"public.empleados","op":"insert","key":"S-01","position":"0/1","version":1,"commit_time":"2026-01-02T03:04:05Z","after":{"codigo":"S-01"}}`, ""},
+		{"snapshot marker", `{"id":"m","source":"mongo","collection":"db.c","op":"snapshot_begin","snapshot":"db.c@1.2"}`, ""},
+		{"not json", `{"id":`, "invalid event"},
+		{"missing id", `{"source":"mongo","collection":"db.c","op":"insert","key":"k"}`, "missing id"},
+		{"missing source", `{"id":"x","collection":"db.c","op":"insert","key":"k"}`, "missing source"},
+		{"missing collection", `{"id":"x","source":"mongo","op":"insert","key":"k"}`, "missing collection"},
+		{"unknown op", `{"id":"x","source":"mongo","collection":"db.c","op":"upsert","key":"k"}`, `unknown op "upsert"`},
+		{"change without key", `{"id":"x","source":"mongo","collection":"db.c","op":"delete"}`, "delete without key"},
+		{"marker without snapshot", `{"id":"x","source":"mongo","collection":"db.c","op":"snapshot_end"}`, "without snapshot id"},
+		{"unknown fields are allowed", `{"id":"x","source":"mongo","collection":"db.c","op":"insert","key":"k","future":1}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ev Event
+			err := Decode([]byte(tt.data), &ev)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Decode: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidEvent) {
+				t.Fatalf("Decode error = %v, want one containing %q wrapping ErrInvalidEvent", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := Event{ID: "id", Source: SourceMongo, Collection: "db.c", Op: OpUpdate, Key: "k", Position: "1.2", Version: 42,
+		CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), After: json.RawMessage(`{"a":1}`), Before: json.RawMessage(`{"_id":"k"}`)}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Event
+	if err := Decode(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if string(out.After) != string(in.After) || out.Version != 42 || !out.CommitTime.Equal(in.CommitTime) || out.Key != "k" {
+		t.Fatalf("round trip: %+v", out)
+	}
+}
+
+func TestSubject(t *testing.T) {
+	tests := []struct{ prefix, source, coll, want string }{
+		{"reportes.cdc", "postgres", "public.empleados", "reportes.cdc.postgres.public.empleados"},
+		{"reportes.cdc", "mongo", "inventory_db.my orders*>", "reportes.cdc.mongo.inventory_db.my_orders__"},
+		{"p", "mongo", "", "p.mongo._"},
+	}
+	for _, tt := range tests {
+		if got := Subject(tt.prefix, tt.source, tt.coll); got != tt.want {
+			t.Errorf("Subject(%q,%q,%q) = %q, want %q", tt.prefix, tt.source, tt.coll, got, tt.want)
+		}
+	}
+	if got := SubjectToken("S.01 x", false); got != "S_01_x" {
+		t.Errorf("SubjectToken = %q", got)
+	}
+}
+
+// FuzzDecodeEvent: decoding arbitrary bytes never panics, and whatever it
+// accepts is valid and survives a round trip.
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"id":"a","source":"mongo","collection":"db.c","op":"insert","key":"k","after":{"vendedor":"S-01"}}`))
+	f.Add([]byte(`{"id":"a","source":"postgres","collection":"public.e","op":"snapshot_begin","snapshot":"s@0/1"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ev Event
+		if err := Decode(data, &ev); err != nil {
+			return
+		}
+		if err := ev.Validate(); err != nil {
+			t.Fatalf("accepted an invalid event: %v", err)
+		}
+		again, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		var ev2 Event
+		if err := Decode(again, &ev2); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}

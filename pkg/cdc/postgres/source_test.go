@@ -1,0 +1,254 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/internal/devstack"
+	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/cdc/postgres"
+)
+
+func TestMain(m *testing.M) { devstack.Main(m) }
+
+type harness struct {
+	t      *testing.T
+	url    string
+	conn   *pgx.Conn
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cfg    postgres.Config
+	prefix string
+	stream string
+	cp     *cdc.Checkpoints
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	stack := devstack.Shared(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	h := &harness{t: t, url: stack.Database(t), prefix: name + ".cdc", stream: "S_" + name}
+	var err error
+	if h.conn, err = pgx.Connect(ctx, h.url); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.conn.Exec(ctx, devstack.EmployeesDDL); err != nil {
+		t.Fatal(err)
+	}
+	if h.nc, err = nats.Connect(stack.NATS.URL()); err != nil {
+		t.Fatal(err)
+	}
+	h.js, _ = jetstream.New(h.nc)
+	if _, err := cdc.EnsureStream(ctx, h.js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: h.prefix}); err != nil {
+		t.Fatal(err)
+	}
+	if h.cp, err = cdc.OpenCheckpoints(ctx, h.js, "P_"+name); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg = postgres.Config{ConnString: h.url, Tables: []string{"public.empleados"}, Slot: name, Publication: name, StatusInterval: 50 * time.Millisecond}
+	t.Cleanup(func() {
+		h.stop()
+		_, _ = h.conn.Exec(context.Background(), "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", name)
+		h.conn.Close(context.Background())
+		h.nc.Close()
+	})
+	return h
+}
+
+func (h *harness) exec(sql string, args ...any) {
+	h.t.Helper()
+	if _, err := h.conn.Exec(context.Background(), sql, args...); err != nil {
+		h.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	src, err := postgres.New(h.cfg, h.cp)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	pub, err := cdc.NewPublisher(h.nc, cdc.WithSubjectPrefix(h.prefix))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() {
+		defer pub.Close()
+		h.done <- src.Run(ctx, pub)
+	}()
+}
+
+// stop stops the source gracefully and returns what Run returned.
+func (h *harness) stop() error {
+	if h.cancel == nil {
+		return nil
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("source did not stop in 30s")
+		return nil
+	}
+}
+
+// events returns every event in the stream.
+func (h *harness) events() []cdc.Event {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, h.stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, _ := s.Info(ctx)
+	var out []cdc.Event
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		var ev cdc.Event
+		if err := cdc.Decode(m.Data, &ev); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// waitEvents polls until the stream holds n events.
+func (h *harness) waitEvents(n int) []cdc.Event {
+	h.t.Helper()
+	var evs []cdc.Event
+	devstack.Eventually(h.t, 30*time.Second, func() (bool, string) {
+		evs = h.events()
+		return len(evs) >= n, fmt.Sprintf("%d events of %d: %s", len(evs), n, summary(evs))
+	})
+	if len(evs) != n {
+		h.t.Fatalf("got %d events, want %d: %s", len(evs), n, summary(evs))
+	}
+	return evs
+}
+
+func summary(evs []cdc.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "%s:%s ", e.Op, e.Key)
+	}
+	return b.String()
+}
+
+func TestSnapshotThenStream(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true), ('S-02','Luis',NULL,NULL)`)
+	h.start()
+	evs := h.waitEvents(4)
+	if got := summary(evs); got != "snapshot_begin: snapshot:S-01 snapshot:S-02 snapshot_end: " {
+		t.Fatalf("snapshot events: %s", got)
+	}
+	if string(evs[2].After) != `{"codigo":"S-02","nombre":"Luis","rol":null,"activo":null}` {
+		t.Fatalf("snapshot row: %s", evs[2].After)
+	}
+
+	h.exec(`INSERT INTO empleados VALUES ('S-03','Eva','vendedor',true)`)
+	h.exec(`UPDATE empleados SET activo = false WHERE codigo = 'S-01'`)
+	h.exec(`UPDATE empleados SET codigo = 'S-02B' WHERE codigo = 'S-02'`)
+	h.exec(`DELETE FROM empleados WHERE codigo = 'S-03'`)
+	evs = h.waitEvents(9)
+	if got := summary(evs[4:]); got != "insert:S-03 update:S-01 delete:S-02 insert:S-02B delete:S-03 " {
+		t.Fatalf("stream events: %s", got)
+	}
+	for i := 5; i < len(evs); i++ {
+		if evs[i].Version < evs[i-1].Version {
+			t.Fatalf("versions go backwards: %d then %d", evs[i-1].Version, evs[i].Version)
+		}
+	}
+	if evs[4].Version <= evs[0].Version || evs[4].CommitTime.IsZero() {
+		t.Fatalf("streamed insert must be newer than the snapshot: %+v", evs[4])
+	}
+	if err := h.stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("graceful stop returned %v", err)
+	}
+
+	// Restart: nothing already acknowledged comes again.
+	h.exec(`INSERT INTO empleados VALUES ('S-04','Iris','operario',true)`)
+	h.start()
+	evs = h.waitEvents(10)
+	if evs[9].Op != cdc.OpInsert || evs[9].Key != "S-04" {
+		t.Fatalf("after restart: %s", summary(evs[9:]))
+	}
+}
+
+func TestLostSlotTakesNewSnapshot(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)
+	h.start()
+	h.waitEvents(3)
+	_ = h.stop()
+	h.exec(`SELECT pg_drop_replication_slot($1)`, h.cfg.Slot)
+	h.exec(`DELETE FROM empleados WHERE codigo = 'S-01'`) // lost with the slot
+	h.exec(`INSERT INTO empleados VALUES ('S-02','Luis','operario',true)`)
+	h.start()
+	evs := h.waitEvents(6)
+	if got := summary(evs[3:]); got != "snapshot_begin: snapshot:S-02 snapshot_end: " {
+		t.Fatalf("after losing the slot: %s", got)
+	}
+	if evs[3].Snapshot == evs[0].Snapshot {
+		t.Fatal("the new snapshot must have a new id")
+	}
+}
+
+// TestIdleTableDoesNotRetainWAL: while the captured table is idle and other
+// tables are written, the slot's confirmed position still advances.
+func TestIdleTableDoesNotRetainWAL(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.waitEvents(2)
+	h.exec(`CREATE TABLE otra (id serial primary key, v text)`)
+	for range 20 {
+		h.exec(`INSERT INTO otra (v) SELECT repeat('x', 1000) FROM generate_series(1, 100)`)
+	}
+	var target string
+	if err := h.conn.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
+		var ok bool
+		var confirmed string
+		err := h.conn.QueryRow(context.Background(),
+			`SELECT confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`,
+			h.cfg.Slot, target).Scan(&ok, &confirmed)
+		return err == nil && ok, fmt.Sprintf("confirmed %s, want >= %s (err %v)", confirmed, target, err)
+	})
+}
+
+func TestTableWithoutKeyIsRefused(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`CREATE TABLE sinclave (codigo text, rol text, activo boolean)`)
+	h.cfg.Tables = []string{"public.sinclave"}
+	h.start()
+	select {
+	case err := <-h.done:
+		h.cancel = nil
+		if err == nil || !strings.Contains(err.Error(), "public.sinclave has no primary key") {
+			t.Fatalf("error = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("source kept running on a table without key")
+	}
+}

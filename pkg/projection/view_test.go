@@ -1,0 +1,264 @@
+package projection
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+func ord(op cdc.Op, key, seller string, version uint64) *cdc.Event {
+	ev := &cdc.Event{ID: fmt.Sprintf("o-%s-%s-%d", op, key, version), Source: cdc.SourceMongo, Collection: "inventory_db.orders",
+		Op: op, Key: key, Version: version, CommitTime: time.Unix(int64(version), 0)}
+	if op != cdc.OpDelete && seller != "" {
+		ev.After = json.RawMessage(fmt.Sprintf(`{"_id":%q,"vendedor":%s}`, key, seller))
+	}
+	return ev
+}
+
+func emp(op cdc.Op, code, role string, active bool, version uint64) *cdc.Event {
+	ev := &cdc.Event{ID: fmt.Sprintf("e-%s-%s-%d", op, code, version), Source: cdc.SourcePostgres, Collection: "public.empleados",
+		Op: op, Key: code, Version: version, CommitTime: time.Unix(int64(version), 0)}
+	if op != cdc.OpDelete {
+		ev.After = json.RawMessage(fmt.Sprintf(`{"codigo":%q,"nombre":"n","rol":%q,"activo":%t}`, code, role, active))
+	}
+	return ev
+}
+
+func marker(op cdc.Op, collection, id string, version uint64) *cdc.Event {
+	return &cdc.Event{ID: "m-" + string(op) + id, Source: "x", Collection: collection, Op: op, Snapshot: id, Version: version}
+}
+
+type line struct {
+	code   string
+	orders int64
+	estado string
+}
+
+func lines(d Dashboard) []line {
+	out := []line{}
+	for _, s := range d.DetallePorVendedor {
+		out = append(out, line{s.Empleado, s.PedidosRealizados, s.Estado})
+	}
+	return out
+}
+
+func TestViewRules(t *testing.T) {
+	tests := []struct {
+		name       string
+		events     []*cdc.Event
+		wantLines  []line
+		wantOrders int
+		wantOrphan int64
+		problems   int
+	}{
+		{
+			name:       "seed example",
+			events:     []*cdc.Event{emp(cdc.OpSnapshot, "S-01", "operario", true, 1), ord(cdc.OpSnapshot, "a", `"S-01"`, 1), ord(cdc.OpSnapshot, "b", `"S-01"`, 1)},
+			wantLines:  []line{{"S-01", 2, "Activo"}},
+			wantOrders: 2,
+		},
+		{
+			name: "employee without orders is listed, order of unknown seller counts in totals",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), emp(cdc.OpInsert, "S-02", "r", false, 2),
+				ord(cdc.OpInsert, "a", `"S-01"`, 3), ord(cdc.OpInsert, "b", `"Z-9"`, 4)},
+			wantLines:  []line{{"S-01", 1, "Activo"}, {"S-02", 0, "Inactivo"}},
+			wantOrders: 2, wantOrphan: 1,
+		},
+		{
+			name: "order moved to another seller",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), emp(cdc.OpInsert, "S-02", "r", true, 1),
+				ord(cdc.OpInsert, "a", `"S-01"`, 2), ord(cdc.OpUpdate, "a", `"S-02"`, 3)},
+			wantLines:  []line{{"S-02", 1, "Activo"}, {"S-01", 0, "Activo"}},
+			wantOrders: 1,
+		},
+		{
+			name: "delete carries only the key",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), ord(cdc.OpInsert, "a", `"S-01"`, 2),
+				ord(cdc.OpInsert, "b", `"S-01"`, 2), ord(cdc.OpDelete, "a", "", 3)},
+			wantLines:  []line{{"S-01", 1, "Activo"}},
+			wantOrders: 1,
+		},
+		{
+			name: "redelivered and stale events change nothing",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), emp(cdc.OpInsert, "S-02", "r", true, 1),
+				ord(cdc.OpInsert, "a", `"S-01"`, 5), ord(cdc.OpUpdate, "a", `"S-02"`, 6),
+				ord(cdc.OpInsert, "a", `"S-01"`, 5), ord(cdc.OpDelete, "zz", "", 7), ord(cdc.OpDelete, "zz", "", 7)},
+			wantLines:  []line{{"S-02", 1, "Activo"}, {"S-01", 0, "Activo"}},
+			wantOrders: 1,
+		},
+		{
+			name: "employee deactivated, renamed and deleted",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), emp(cdc.OpInsert, "S-02", "r", true, 1), emp(cdc.OpInsert, "S-03", "r", true, 1),
+				ord(cdc.OpInsert, "a", `"S-01"`, 2), ord(cdc.OpInsert, "b", `"S-02"`, 2), ord(cdc.OpInsert, "c", `"S-03"`, 2),
+				emp(cdc.OpUpdate, "S-01", "r", false, 3),
+				emp(cdc.OpDelete, "S-02", "", false, 4), emp(cdc.OpInsert, "S-02X", "r", true, 4),
+				emp(cdc.OpDelete, "S-03", "", false, 5)},
+			wantLines:  []line{{"S-01", 1, "Inactivo"}, {"S-02X", 0, "Activo"}},
+			wantOrders: 3, wantOrphan: 2,
+		},
+		{
+			name: "orders without a usable seller are counted and reported",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1),
+				ord(cdc.OpInsert, "a", `7`, 2), ord(cdc.OpInsert, "b", `null`, 2),
+				{ID: "c", Source: "mongo", Collection: "inventory_db.orders", Op: cdc.OpInsert, Key: "c", Version: 2, After: json.RawMessage(`{"_id":"c"}`)}},
+			wantLines:  []line{{"S-01", 0, "Activo"}},
+			wantOrders: 3, wantOrphan: 3, problems: 3,
+		},
+		{
+			name: "a seller fixed later is counted once",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1),
+				ord(cdc.OpInsert, "a", `7`, 2), ord(cdc.OpUpdate, "a", `"S-01"`, 3)},
+			wantLines:  []line{{"S-01", 1, "Activo"}},
+			wantOrders: 1, problems: 1,
+		},
+		{
+			name: "snapshot after a lost position drops what vanished meanwhile",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1),
+				ord(cdc.OpInsert, "a", `"S-01"`, 2), ord(cdc.OpInsert, "b", `"S-01"`, 2), ord(cdc.OpInsert, "c", `"S-01"`, 2),
+				marker(cdc.OpSnapshotBegin, "inventory_db.orders", "s2", 10),
+				ord(cdc.OpSnapshot, "a", `"S-01"`, 10),
+				ord(cdc.OpInsert, "d", `"S-01"`, 11), // streamed during the snapshot
+				marker(cdc.OpSnapshotEnd, "inventory_db.orders", "s2", 10)},
+			wantLines:  []line{{"S-01", 2, "Activo"}},
+			wantOrders: 2,
+		},
+		{
+			name: "employee snapshot drops employees deleted while the slot was lost",
+			events: []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), emp(cdc.OpInsert, "S-02", "r", true, 1),
+				marker(cdc.OpSnapshotBegin, "public.empleados", "s", 9), emp(cdc.OpSnapshot, "S-02", "r", true, 9),
+				marker(cdc.OpSnapshotEnd, "public.empleados", "s", 9)},
+			wantLines: []line{{"S-02", 0, "Activo"}},
+		},
+		{
+			name:      "events of other collections are ignored",
+			events:    []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), {ID: "x", Source: "mongo", Collection: "other.coll", Op: cdc.OpInsert, Key: "k", After: json.RawMessage(`{}`)}},
+			wantLines: []line{{"S-01", 0, "Activo"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := NewView(DefaultSchema())
+			if err != nil {
+				t.Fatal(err)
+			}
+			problems := 0
+			for i, ev := range tt.events {
+				if _, err := v.Apply(ev, uint64(i+1)); err != nil {
+					if !errors.Is(err, ErrProblem) {
+						t.Fatalf("event %d: unexpected error %v", i, err)
+					}
+					problems++
+				}
+			}
+			d := v.Dashboard()
+			if got := lines(d); !reflect.DeepEqual(got, tt.wantLines) {
+				t.Errorf("detail = %v, want %v", got, tt.wantLines)
+			}
+			if d.MetricasGlobales.TotalPedidosProcesados != tt.wantOrders {
+				t.Errorf("total orders = %d, want %d", d.MetricasGlobales.TotalPedidosProcesados, tt.wantOrders)
+			}
+			if d.MetricasGlobales.TotalEmpleados != len(tt.wantLines) {
+				t.Errorf("total employees = %d, want %d", d.MetricasGlobales.TotalEmpleados, len(tt.wantLines))
+			}
+			if d.MetricasGlobales.PedidosSinEmpleado != tt.wantOrphan {
+				t.Errorf("orders without employee = %d, want %d", d.MetricasGlobales.PedidosSinEmpleado, tt.wantOrphan)
+			}
+			if problems != tt.problems {
+				t.Errorf("problems = %d, want %d", problems, tt.problems)
+			}
+
+			// Replaying the whole stream (same sequences) changes nothing,
+			// and neither does a rebuild into a fresh view.
+			before := v.JSON()
+			for i, ev := range tt.events {
+				_, _ = v.Apply(ev, uint64(i+1))
+			}
+			if after := v.JSON(); string(after) != string(before) {
+				t.Errorf("replay changed the view:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestSellerPath(t *testing.T) {
+	tests := []struct {
+		doc, path, want string
+		problem         bool
+	}{
+		{`{"vendedor":"S-1"}`, "vendedor", "S-1", false},
+		{`{"venta":{"vendedor":{"codigo":"S-2"}}}`, "venta.vendedor.codigo", "S-2", false},
+		{`{"venta":"x"}`, "venta.vendedor", "", true},
+		{`{"vendedor":{"$oid":"abc"}}`, "vendedor", "", true},
+		{`[1,2]`, "vendedor", "", true},
+		{`{}`, "vendedor", "", true},
+	}
+	for _, tt := range tests {
+		s := DefaultSchema()
+		s.SellerField = tt.path
+		got, problem := sellerOf(json.RawMessage(tt.doc), s.sellerPath())
+		if got != tt.want || (problem != "") != tt.problem {
+			t.Errorf("sellerOf(%s, %s) = %q, %q; want %q, problem %t", tt.doc, tt.path, got, problem, tt.want, tt.problem)
+		}
+	}
+}
+
+func TestJSONShape(t *testing.T) {
+	v, _ := NewView(DefaultSchema())
+	for i, ev := range []*cdc.Event{emp(cdc.OpSnapshot, "S-01", "operario", true, 1), ord(cdc.OpSnapshot, "a", `"S-01"`, 1), ord(cdc.OpSnapshot, "b", `"S-01"`, 1)} {
+		if _, err := v.Apply(ev, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got map[string]any
+	if err := json.Unmarshal(v.JSON(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"titulo":               "Dashboard Operativo - Sprint 4",
+		"metricas_globales":    map[string]any{"total_empleados": 1.0, "total_pedidos_procesados": 2.0, "pedidos_sin_empleado": 0.0},
+		"detalle_por_vendedor": []any{map[string]any{"empleado": "S-01", "rol": "operario", "pedidos_realizados": 2.0, "estado": "Activo"}},
+	}
+	fresh := got["frescura"].(map[string]any)
+	delete(got, "frescura")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("dashboard = %v\nwant %v", got, want)
+	}
+	if fresh["secuencia"] != 3.0 || fresh["ultimo_cambio"] == nil {
+		t.Errorf("frescura = %v", fresh)
+	}
+}
+
+// FuzzApply feeds arbitrary events to the view: it must never panic and its
+// totals must stay consistent with its detail.
+func FuzzApply(f *testing.F) {
+	f.Add([]byte(`{"id":"1","source":"mongo","collection":"inventory_db.orders","op":"insert","key":"a","version":1,"after":{"vendedor":"S-01"}}`))
+	f.Add([]byte(`{"id":"2","source":"postgres","collection":"public.empleados","op":"update","key":"S-01","after":{"codigo":5,"activo":"x"}}`))
+	f.Add([]byte(`{"id":"3","source":"mongo","collection":"inventory_db.orders","op":"snapshot_end","snapshot":"s"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, _ := NewView(DefaultSchema())
+		seed := []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), ord(cdc.OpInsert, "a", `"S-01"`, 1)}
+		for i, ev := range seed {
+			_, _ = v.Apply(ev, uint64(i+1))
+		}
+		var ev cdc.Event
+		if cdc.Decode(data, &ev) == nil {
+			_, _ = v.Apply(&ev, 10)
+		}
+		d := v.Dashboard()
+		var listed int64
+		for _, s := range d.DetallePorVendedor {
+			if s.PedidosRealizados < 0 {
+				t.Fatalf("negative count: %+v", s)
+			}
+			listed += s.PedidosRealizados
+		}
+		if d.MetricasGlobales.PedidosSinEmpleado < 0 || int64(d.MetricasGlobales.TotalPedidosProcesados) < d.MetricasGlobales.PedidosSinEmpleado {
+			t.Fatalf("inconsistent totals: %+v", d.MetricasGlobales)
+		}
+	})
+}
