@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -79,6 +80,19 @@ func TestEveryVariableHasDocs(t *testing.T) {
 	for _, v := range Vars {
 		if v.Help == "" {
 			t.Errorf("%s has no help", v.Name)
+		}
+	}
+}
+
+// TestEnvExampleDocumentsEveryVariable keeps .env.example in step with Vars.
+func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
+	data, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars {
+		if !strings.Contains(string(data), v.Name+"=") {
+			t.Errorf(".env.example does not document %s", v.Name)
 		}
 	}
 }

@@ -194,6 +194,21 @@ func TestSnapshotThenStream(t *testing.T) {
 	}
 }
 
+func TestTruncateIsAnEmptySnapshot(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)
+	h.start()
+	h.waitEvents(3)
+	h.exec(`BEGIN; TRUNCATE empleados; INSERT INTO empleados VALUES ('S-09','Bea','operario',true); COMMIT`)
+	evs := h.waitEvents(6)
+	if got := summary(evs[3:]); got != "snapshot_begin: snapshot_end: insert:S-09 " {
+		t.Fatalf("truncate: %s", got)
+	}
+	if evs[3].Version <= evs[0].Version || evs[3].Snapshot != evs[4].Snapshot {
+		t.Fatalf("truncate markers: %+v %+v", evs[3], evs[4])
+	}
+}
+
 func TestLostSlotTakesNewSnapshot(t *testing.T) {
 	h := newHarness(t)
 	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)

@@ -159,9 +159,27 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 	case *pglogrepl.DeleteMessage:
 		return st.change(ctx, m.RelationID, cdc.OpDelete, m.OldTuple, m.OldTupleType, nil)
 	case *pglogrepl.TruncateMessage:
-		// A TRUNCATE carries no rows. Refusing to guess keeps counts honest:
-		// the operator re-snapshots (docs/operations.md).
-		return fmt.Errorf("TRUNCATE of a captured table at %s: drop the slot to take a new snapshot", xld.WALStart)
+		// A TRUNCATE carries no rows: it says the table is empty as of this
+		// transaction, which is what an empty snapshot says too.
+		for _, id := range m.RelationIDs {
+			rel, ok := st.relations[id]
+			if !ok {
+				return fmt.Errorf("truncate of unknown relation %d", id)
+			}
+			name := rel.Namespace + "." + rel.RelationName
+			snap := fmt.Sprintf("truncate:%s@%s", name, st.tx.finalLSN)
+			for _, op := range []cdc.Op{cdc.OpSnapshotBegin, cdc.OpSnapshotEnd} {
+				st.tx.seq++
+				err := st.pub.Publish(ctx, &cdc.Event{
+					ID: fmt.Sprintf("pg:%s:%s:%d", st.s.cfg.Slot, st.tx.finalLSN, st.tx.seq), Source: cdc.SourcePostgres,
+					Collection: name, Op: op, Position: st.tx.finalLSN.String(), Version: uint64(st.tx.finalLSN),
+					CommitTime: st.tx.commitTime, Snapshot: snap,
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
