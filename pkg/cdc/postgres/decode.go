@@ -50,6 +50,15 @@ func (d *decoder) value(buf *bytes.Buffer, oid uint32, data []byte) error {
 		}
 		buf.Write(strconv.AppendInt(nil, n, 10))
 		return nil
+	case pgtype.NumericOID, pgtype.Float4OID, pgtype.Float8OID:
+		// PostgreSQL prints these as JSON numbers, except NaN and the
+		// infinities, which JSON cannot represent: those stay text. The text
+		// is used as is, so no precision is lost to a float conversion.
+		if isJSONNumber(data) {
+			buf.Write(data)
+			return nil
+		}
+		return appendJSONString(buf, data)
 	case pgtype.JSONOID, pgtype.JSONBOID:
 		if !json.Valid(data) {
 			return fmt.Errorf("invalid json value")
@@ -125,4 +134,46 @@ func keyString(parts []string) string {
 	}
 	out, _ := json.Marshal(parts)
 	return string(out)
+}
+
+// isJSONNumber reports whether data is a number in JSON's grammar.
+func isJSONNumber(data []byte) bool {
+	i, n := 0, len(data)
+	if i < n && data[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && data[i] == '0':
+		i++
+	case i < n && data[i] >= '1' && data[i] <= '9':
+		for i < n && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < n && data[i] == '.' {
+		i++
+		start := i
+		for i < n && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	if i < n && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < n && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		start := i
+		for i < n && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	return i == n
 }

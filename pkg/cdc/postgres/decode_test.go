@@ -88,9 +88,10 @@ func FuzzRow(f *testing.F) {
 	f.Add(uint32(pgtype.TimestamptzOID), []byte("2026-01-02 03:04:05+00"))
 	f.Add(uint32(pgtype.JSONBOID), []byte(`{"a":`))
 	f.Add(uint32(pgtype.Float8OID), []byte("Infinity"))
+	d := newDecoder()
 	f.Fuzz(func(t *testing.T, oid uint32, data []byte) {
 		cols := []column{{name: "k", oid: pgtype.TextOID, key: true}, {name: "v", oid: oid}}
-		out, _, err := newDecoder().row(cols, [][]byte{[]byte("k"), data}, func(int) bool { return true })
+		out, _, err := d.row(cols, [][]byte{[]byte("k"), data}, func(int) bool { return true })
 		if err == nil && !json.Valid(out) {
 			t.Fatalf("invalid JSON for oid %d value %q: %s", oid, data, out)
 		}
