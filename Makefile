@@ -28,6 +28,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./pkg/projection
 	$(GO) test -run '^$$' -fuzz '^FuzzRow$$' -fuzztime $(FUZZTIME) ./pkg/cdc/postgres
 
+## chaos: the long fault suite (ten times the load and faults of make test)
+chaos:
+	REPORTES_CHAOS=10 $(GO) test -race -count=1 -timeout 60m -run 'Fault|Graceful|Crashes' -v ./e2e
+
 ## bench: the benchmark suite; writes bench/results.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/...

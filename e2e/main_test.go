@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -230,4 +231,31 @@ func (e *env) converges(timeout time.Duration) projection.Dashboard {
 func brief(d projection.Dashboard) string {
 	b, _ := json.Marshal(d)
 	return tail(string(b), 1500)
+}
+
+// metric sums the samples of a Prometheus metric a process exposes.
+func (e *env) metric(process, name string) float64 {
+	e.t.Helper()
+	port := e.vars["PORT"]
+	if process == "ingestor" {
+		port = e.vars["INGESTOR_PORT"]
+	}
+	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != '{' && line[len(name)] != ' ') {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
