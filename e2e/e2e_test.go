@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +11,9 @@ import (
 // sources change while the pipeline runs; the dashboard must equal a recount.
 func TestPipeline(t *testing.T) {
 	e := newEnv(t)
+	// The local cluster trusts local connections, so any password works:
+	// it must never show up in the logs.
+	e.vars["POSTGRES_URL"] = strings.Replace(e.vars["POSTGRES_URL"], "postgres@", "postgres:n0-leak-s3cret@", 1)
 	w := newWorkload(e, 1)
 	for range 15 {
 		w.hire(t)
@@ -34,6 +38,17 @@ func TestPipeline(t *testing.T) {
 	e.kill("api", syscall.SIGTERM)
 	e.start("api")
 	e.converges(60 * time.Second)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, p := range e.procs {
+		if strings.Contains(p.out.String(), "n0-leak-s3cret") {
+			t.Errorf("%s logged the PostgreSQL password", name)
+		}
+		if !strings.Contains(p.out.String(), "postgres:xxxxx@") && name == "ingestor" {
+			t.Errorf("ingestor did not log the redacted URL")
+		}
+	}
 }
 
 // TestCrashes kills the ingestor and the API with SIGKILL at moments chosen

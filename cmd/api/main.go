@@ -82,7 +82,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(dashboard{view: view, proj: proj}, logger),
+		Handler:           httpapi.New(dashboard{view: view, proj: proj}, logger, httpapi.WithBearerToken(cfg.APIToken)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

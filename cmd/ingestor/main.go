@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 
 	"github.com/reportes/reportes/internal/buildinfo"
 	"github.com/reportes/reportes/internal/config"
+	"github.com/reportes/reportes/internal/httpapi"
 	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/cdc/mongo"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
@@ -106,12 +108,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		"postgres", config.Redact(cfg.PostgresURL), "mongo", config.Redact(cfg.MongoURI), "nats", config.Redact(cfg.NatsURL),
 		"stream", cfg.Stream, "table", cfg.EmployeesTable, "collection", cfg.MongoDB+"."+cfg.MongoCollection)
 
-	srv := adminServer(nc)
+	srv := adminServer(nc, cfg.APIToken)
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.IngestorPort)))
 	if err != nil {
 		return fmt.Errorf("listen on INGESTOR_PORT=%d: %w", cfg.IngestorPort, err)
 	}
-	pubOpts := []cdc.PublisherOption{cdc.WithSubjectPrefix(cfg.SubjectPrefix), cdc.WithPublisherLogger(logger)}
+	pubOpts := []cdc.PublisherOption{
+		cdc.WithSubjectPrefix(cfg.SubjectPrefix), cdc.WithPublisherLogger(logger),
+		cdc.WithKeepOnOversize(map[string][]string{
+			cfg.EmployeesTable:                      {cfg.CodeColumn, cfg.RoleColumn, cfg.ActiveColumn},
+			cfg.MongoDB + "." + cfg.MongoCollection: {strings.Split(cfg.SellerField, ".")[0]},
+		}),
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cdc.Supervise(ctx, nc, pg, logger, 10*time.Second, pubOpts...) })
 	g.Go(func() error { return cdc.Supervise(ctx, nc, mg, logger, 10*time.Second, pubOpts...) })
@@ -132,7 +140,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return err
 }
 
-func adminServer(nc *nats.Conn) *http.Server {
+func adminServer(nc *nats.Conn, token string) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -148,7 +156,7 @@ func adminServer(nc *nats.Conn) *http.Server {
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return &http.Server{Handler: httpapi.RequireToken(token, mux), ReadHeaderTimeout: 5 * time.Second}
 }
 
 func retry(ctx context.Context, logger *slog.Logger, what string, fn func() error) error {

@@ -43,6 +43,11 @@ type Config struct {
 	Title            string
 	LogLevel         slog.Level
 	LogFormat        string
+	APIToken         string
+	NatsCreds        string
+	NatsTLSCA        string
+	NatsTLSCert      string
+	NatsTLSKey       string
 }
 
 // Var documents one variable; Vars lists them all (the README and
@@ -82,6 +87,11 @@ var Vars = []Var{
 	{"PORT", "8002", "API listen port"},
 	{"INGESTOR_PORT", "8003", "ingestor health and metrics port"},
 	{"DASHBOARD_TITLE", "Dashboard Operativo - Sprint 4", "dashboard titulo"},
+	{"API_TOKEN", "", "when set, every endpoint but /healthz and /readyz requires Authorization: Bearer <token>"},
+	{"NATS_CREDS", "", "NATS credentials file (JWT and NKey)"},
+	{"NATS_TLS_CA", "", "CA certificate file to verify the NATS server"},
+	{"NATS_TLS_CERT", "", "client certificate file for NATS mutual TLS"},
+	{"NATS_TLS_KEY", "", "client key file for NATS mutual TLS"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", "json or text"},
 }
@@ -95,9 +105,15 @@ func Load() (Config, error) {
 	return FromEnv(os.LookupEnv)
 }
 
+// secrets may also be given as NAME_FILE, the path of a file holding the
+// value (Docker and Kubernetes secrets).
+var secrets = map[string]bool{"SQL_PASSWORD": true, "POSTGRES_URL": true, "MONGO_URI": true, "API_TOKEN": true, "NATS_URL": true}
+
 // FromEnv builds a Config from lookupEnv (os.LookupEnv in production). A
 // variable set to the empty string is empty, not its default.
 func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
+	var errs []error
+	lookupEnv = withSecretFiles(lookupEnv, &errs)
 	getenv := func(name string) string { v, _ := lookupEnv(name); return v }
 	get := func(name string) string {
 		if v, ok := lookupEnv(name); ok {
@@ -110,7 +126,6 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 		return ""
 	}
-	var errs []error
 	bad := func(name, want string) {
 		errs = append(errs, fmt.Errorf("%s=%q: want %s", name, getenv(name), want))
 	}
@@ -140,6 +155,21 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		CheckpointBucket: get("NATS_CHECKPOINT_BUCKET"),
 		Title:            get("DASHBOARD_TITLE"),
 		LogFormat:        strings.ToLower(get("LOG_FORMAT")),
+		APIToken:         get("API_TOKEN"),
+		NatsCreds:        get("NATS_CREDS"),
+		NatsTLSCA:        get("NATS_TLS_CA"),
+		NatsTLSCert:      get("NATS_TLS_CERT"),
+		NatsTLSKey:       get("NATS_TLS_KEY"),
+	}
+	if (c.NatsTLSCert == "") != (c.NatsTLSKey == "") {
+		bad("NATS_TLS_CERT", "to be set together with NATS_TLS_KEY")
+	}
+	for _, name := range []string{"NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY"} {
+		if f := get(name); f != "" {
+			if _, err := os.Stat(f); err != nil {
+				bad(name, "a readable file")
+			}
+		}
 	}
 	c.Port = port("PORT")
 	c.IngestorPort = port("INGESTOR_PORT")
@@ -205,6 +235,22 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+func withSecretFiles(lookupEnv func(string) (string, bool), errs *[]error) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if secrets[name] {
+			if path, ok := lookupEnv(name + "_FILE"); ok && path != "" {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					*errs = append(*errs, fmt.Errorf("%s_FILE=%q: want a readable file: %w", name, path, err))
+					return "", false
+				}
+				return strings.TrimRight(string(data), "\r\n"), true
+			}
+		}
+		return lookupEnv(name)
+	}
 }
 
 // Logger builds the process logger.

@@ -96,3 +96,24 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/pw"
+	if err := os.WriteFile(path, []byte("de-archivo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromEnv(env(map[string]string{"SQL_PASSWORD_FILE": path, "API_TOKEN_FILE": path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.PostgresURL, ":de-archivo@") || c.APIToken != "de-archivo" {
+		t.Errorf("secrets from files: %s %q", c.PostgresURL, c.APIToken)
+	}
+	if _, err := FromEnv(env(map[string]string{"API_TOKEN_FILE": dir + "/missing"})); err == nil || !strings.Contains(err.Error(), "API_TOKEN_FILE=") {
+		t.Errorf("missing secret file: %v", err)
+	}
+	if _, err := FromEnv(env(map[string]string{"NATS_TLS_CERT": path})); err == nil || !strings.Contains(err.Error(), "NATS_TLS_CERT=") {
+		t.Errorf("cert without key: %v", err)
+	}
+}

@@ -11,10 +11,10 @@ import (
 // ConnectNATS connects to c.NatsURL and keeps reconnecting for ever: the
 // binaries ride out NATS restarts instead of exiting.
 func (c Config) ConnectNATS(name string, logger *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(c.NatsURL,
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			logger.Warn("disconnected from NATS", "err", err)
@@ -22,7 +22,17 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger) (*nats.Conn, error
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			logger.Info("reconnected to NATS", "url", Redact(nc.ConnectedUrl()))
 		}),
-	)
+	}
+	if c.NatsCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NatsCreds))
+	}
+	if c.NatsTLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.NatsTLSCA))
+	}
+	if c.NatsTLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.NatsTLSCert, c.NatsTLSKey))
+	}
+	nc, err := nats.Connect(c.NatsURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(c.NatsURL), err)
 	}

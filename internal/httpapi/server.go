@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -34,8 +35,21 @@ var metricRequests = promauto.NewHistogramVec(prometheus.HistogramOpts{
 // takes a body.
 const maxRequestBytes = 1 << 16
 
+// Option configures the handler.
+type Option func(*options)
+
+type options struct{ token string }
+
+// WithBearerToken requires "Authorization: Bearer <token>" on every route
+// but the probes (/healthz, /readyz).
+func WithBearerToken(token string) Option { return func(o *options) { o.token = token } }
+
 // New returns the API handler.
-func New(d Dashboard, logger *slog.Logger) http.Handler {
+func New(d Dashboard, logger *slog.Logger, opts ...Option) http.Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := mux.NewRouter()
 	r.HandleFunc("/reportes/dashboard", func(w http.ResponseWriter, _ *http.Request) {
 		body := d.JSON()
@@ -74,7 +88,25 @@ func New(d Dashboard, logger *slog.Logger) http.Handler {
 			metricRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
 		})
 	})
-	return recoverer(limitBody(r), logger)
+	return recoverer(limitBody(RequireToken(o.token, r)), logger)
+}
+
+// RequireToken wraps next so that, when token is not empty, every request
+// but the probes must carry it as a bearer token.
+func RequireToken(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/healthz" || req.URL.Path == "/readyz" ||
+			subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) == 1 {
+			next.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="reportes"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+	})
 }
 
 // limitBody refuses requests announcing a body larger than maxRequestBytes

@@ -70,3 +70,28 @@ func TestPanicsBecome500(t *testing.T) {
 		t.Fatalf("got %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+func TestBearerToken(t *testing.T) {
+	h := New(&fake{body: []byte("{}"), ready: true}, slog.New(slog.DiscardHandler), WithBearerToken("s3cret"))
+	for _, tt := range []struct {
+		path, auth string
+		code       int
+	}{
+		{"/reportes/dashboard", "", 401},
+		{"/reportes/dashboard", "Bearer nope", 401},
+		{"/reportes/dashboard", "Bearer s3cret", 200},
+		{"/metrics", "", 401},
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+	} {
+		req := httptest.NewRequest("GET", tt.path, nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.code {
+			t.Errorf("GET %s with %q = %d, want %d", tt.path, tt.auth, rec.Code, tt.code)
+		}
+	}
+}

@@ -60,6 +60,10 @@ type Event struct {
 	// Before is the row or document (or only its key) before the change,
 	// when the source provides it.
 	Before json.RawMessage `json:"before,omitempty"`
+	// Truncated is set when the event would not fit in a NATS message: After
+	// then holds only the fields consumers were declared to need (see
+	// WithKeepOnOversize) and Before is dropped.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // ErrInvalidEvent is wrapped by every error Decode and Validate return.

@@ -22,6 +22,14 @@ var (
 		Name: "reportes_cdc_publish_errors_total",
 		Help: "Publishes that failed, by source.",
 	}, []string{"source"})
+	metricTruncated = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_events_truncated_total",
+		Help: "Events too large for a NATS message, published with only the fields consumers need.",
+	}, []string{"source"})
+	metricIgnored = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_entries_ignored_total",
+		Help: "Source entries that describe no document change (commands, unknown operations), by source and operation.",
+	}, []string{"source", "op"})
 	metricRestarts = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reportes_cdc_source_restarts_total",
 		Help: "Times a source stopped on an error and was restarted from its last acknowledged position.",
@@ -46,3 +54,6 @@ func CountSnapshot(source, reason string) { metricSnapshots.WithLabelValues(sour
 func SetLastCommit(source string, unixSeconds float64) {
 	metricLastCommit.WithLabelValues(source).Set(unixSeconds)
 }
+
+// CountIgnored records a source entry that changed no row or document.
+func CountIgnored(source, op string) { metricIgnored.WithLabelValues(source, op).Inc() }

@@ -20,6 +20,8 @@ var ErrPublisherClosed = errors.New("publisher closed")
 // bounded number of them in flight, and runs acknowledgement callbacks in
 // order. See the package documentation for the contract.
 type Publisher struct {
+	nc     *nats.Conn
+	keep   map[string][]string
 	js     jetstream.JetStream
 	prefix string
 	logger *slog.Logger
@@ -40,6 +42,7 @@ type entry struct {
 }
 
 type publisherOptions struct {
+	keep       map[string][]string
 	prefix     string
 	maxPending int
 	ackTimeout time.Duration
@@ -68,6 +71,15 @@ func WithAckTimeout(d time.Duration) PublisherOption {
 	return func(o *publisherOptions) { o.ackTimeout = d }
 }
 
+// WithKeepOnOversize names, per collection, the top-level fields of After
+// that must survive when an event is too large for a NATS message (the
+// server's max_payload, 1 MiB by default). Such an event is published with
+// only those fields (and _id) in After, no Before, and Truncated set, instead
+// of failing the publish and stalling the source on it for ever.
+func WithKeepOnOversize(fields map[string][]string) PublisherOption {
+	return func(o *publisherOptions) { o.keep = fields }
+}
+
 // WithPublisherLogger sets the logger (default: discard).
 func WithPublisherLogger(l *slog.Logger) PublisherOption {
 	return func(o *publisherOptions) { o.logger = l }
@@ -93,6 +105,8 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
 	p := &Publisher{
+		nc:     nc,
+		keep:   o.keep,
 		js:     js,
 		prefix: o.prefix,
 		logger: o.logger,
@@ -113,6 +127,11 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	if limit := p.nc.MaxPayload() - 1024; limit > 0 && int64(len(data)) > limit {
+		if data, err = p.shrink(ev, limit); err != nil {
+			return err
+		}
 	}
 	msg := &nats.Msg{Subject: Subject(p.prefix, ev.Source, ev.Collection), Data: data}
 	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID), jetstream.WithStallWait(time.Minute))
@@ -215,4 +234,39 @@ func (p *Publisher) ackLoop() {
 			close(e.flush)
 		}
 	}
+}
+
+// shrink reduces an oversized event to the fields declared with
+// WithKeepOnOversize.
+func (p *Publisher) shrink(ev *Event, limit int64) ([]byte, error) {
+	size := len(ev.After) + len(ev.Before)
+	small := *ev
+	small.Before, small.Truncated = nil, true
+	small.After = nil
+	if len(ev.After) > 0 {
+		var doc map[string]json.RawMessage
+		if json.Unmarshal(ev.After, &doc) == nil {
+			kept := map[string]json.RawMessage{}
+			for _, f := range append([]string{"_id"}, p.keep[ev.Collection]...) {
+				if v, ok := doc[f]; ok {
+					kept[f] = v
+				}
+			}
+			small.After, _ = json.Marshal(kept)
+		}
+	}
+	data, err := json.Marshal(&small)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	if int64(len(data)) > limit {
+		small.After = nil
+		if data, err = json.Marshal(&small); err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		}
+	}
+	metricTruncated.WithLabelValues(ev.Source).Inc()
+	p.logger.Warn("event too large for a NATS message; published with the declared fields only",
+		"id", ev.ID, "collection", ev.Collection, "key", ev.Key, "bytes", size)
+	return data, nil
 }

@@ -164,6 +164,8 @@ func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent,
 		}
 		return fmt.Errorf("collection %s: %s event; restarting with a new snapshot", s.ns, ce.OperationType)
 	default:
+		cdc.CountIgnored(cdc.SourceMongo, ce.OperationType)
+		s.cfg.Logger.Info("change event that changes no document; skipped", "operation", ce.OperationType)
 		return nil
 	}
 	id, lerr := ce.DocumentKey.LookupErr("_id")

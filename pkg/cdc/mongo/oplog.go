@@ -185,7 +185,9 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 	case "c":
 		ops, lerr := e.O.LookupErr("applyOps")
 		if lerr != nil {
-			return nil // other commands (create, drop index...) change no document
+			// Other commands (create, drop index...) change no document.
+			cdc.CountIgnored(cdc.SourceMongo, "c")
+			return nil
 		}
 		var inner []oplogEntry
 		if err := ops.Unmarshal(&inner); err != nil {
@@ -201,8 +203,12 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 			}
 		}
 		return nil
+	case "n":
+		return nil // no-op entries the server writes to keep the oplog moving
 	default:
-		return nil // "n": no-op
+		cdc.CountIgnored(cdc.SourceMongo, e.Op)
+		s.cfg.Logger.Warn("oplog entry with an unknown operation; no document change published", "op", e.Op, "ts", pos)
+		return nil
 	}
 	if e.NS != s.ns {
 		return nil

@@ -71,7 +71,8 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	pub, err := cdc.NewPublisher(h.nc, cdc.WithSubjectPrefix(h.prefix))
+	pub, err := cdc.NewPublisher(h.nc, cdc.WithSubjectPrefix(h.prefix),
+		cdc.WithKeepOnOversize(map[string][]string{h.cfg.Database + ".orders": {"vendedor"}}))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -223,5 +224,25 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := cdcmongo.ParseMode("tail"); err == nil || !strings.Contains(err.Error(), "auto, changestream or oplog") {
 		t.Errorf("ParseMode(tail) error = %v", err)
+	}
+}
+
+// TestOversizedDocument: a document larger than a NATS message is published
+// with its key and seller only, instead of stalling the source.
+func TestOversizedDocument(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.waitEvents(2)
+	big := strings.Repeat("x", 3<<20)
+	if _, err := h.coll.InsertOne(context.Background(), bson.D{{Key: "_id", Value: "big"}, {Key: "vendedor", Value: "S-01"}, {Key: "blob", Value: big}}); err != nil {
+		t.Fatal(err)
+	}
+	h.insert("after", "S-02")
+	evs := h.waitEvents(4)
+	if !evs[2].Truncated || string(evs[2].After) != `{"_id":"big","vendedor":"S-01"}` {
+		t.Fatalf("oversized event: truncated=%t after=%.200s", evs[2].Truncated, evs[2].After)
+	}
+	if evs[3].Key != "after" {
+		t.Fatalf("the source must go on after an oversized document: %s", summary(evs))
 	}
 }

@@ -267,3 +267,22 @@ func TestTableWithoutKeyIsRefused(t *testing.T) {
 		t.Fatal("source kept running on a table without key")
 	}
 }
+
+// TestLeastPrivilegeRole: a role with only REPLICATION and SELECT on the
+// table captures it, once the table's owner created the publication.
+func TestLeastPrivilegeRole(t *testing.T) {
+	h := newHarness(t)
+	role := "lp_" + h.cfg.Slot
+	h.exec(`CREATE ROLE ` + role + ` WITH LOGIN REPLICATION`)
+	h.exec(`GRANT SELECT ON public.empleados TO ` + role)
+	h.exec(`CREATE PUBLICATION ` + h.cfg.Publication + ` FOR TABLE public.empleados`)
+	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)
+	h.cfg.ConnString = strings.Replace(h.url, "postgres://postgres@", "postgres://"+role+"@", 1)
+	h.start()
+	h.waitEvents(3)
+	h.exec(`UPDATE empleados SET rol = 'jefe' WHERE codigo = 'S-01'`)
+	evs := h.waitEvents(4)
+	if evs[3].Op != cdc.OpUpdate || !strings.Contains(string(evs[3].After), `"jefe"`) {
+		t.Fatalf("least-privilege capture: %s %s", summary(evs), evs[3].After)
+	}
+}
