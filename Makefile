@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/reportes/reportes/internal/buildinfo.Version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build run test test-short fuzz bench chaos lint clean
+.PHONY: all build run test fuzz bench chaos lint docs-assets clean
 
 all: build
 
@@ -40,6 +40,18 @@ bench:
 lint:
 	$(GO) vet $(PKGS)
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2 run
+
+## docs-assets: refresh the Swagger UI and ReDoc files embedded in the API from npm
+SWAGGER_UI_VERSION ?= 5.35.0
+REDOC_VERSION      ?= 2.5.4
+docs-assets:
+	rm -rf .npm-assets && mkdir -p .npm-assets
+	cd .npm-assets && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) && \
+		for f in *.tgz; do mkdir -p "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}" --strip-components 1; done
+	cp .npm-assets/swagger-ui-dist-$(SWAGGER_UI_VERSION)/swagger-ui-bundle.js .npm-assets/swagger-ui-dist-$(SWAGGER_UI_VERSION)/swagger-ui.css internal/httpapi/assets/
+	cp .npm-assets/redoc-$(REDOC_VERSION)/bundles/redoc.standalone.js internal/httpapi/assets/
+	printf 'swagger-ui-dist %s (npm): swagger-ui-bundle.js, swagger-ui.css\nredoc %s (npm): bundles/redoc.standalone.js\nRefresh with: make docs-assets SWAGGER_UI_VERSION=... REDOC_VERSION=...\n' $(SWAGGER_UI_VERSION) $(REDOC_VERSION) > internal/httpapi/assets/VERSIONS
+	rm -rf .npm-assets
 
 clean:
 	rm -rf bin .data

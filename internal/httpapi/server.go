@@ -1,6 +1,7 @@
 // Package httpapi serves the dashboard view over HTTP with gorilla/mux:
-// GET /reportes/dashboard (the original service's JSON), /healthz, /readyz and
-// /metrics. Every error is a JSON object {"error": "..."} with a proper
+// GET /reportes/dashboard (the original service's JSON), /healthz, /readyz,
+// /metrics, and the OpenAPI document with Swagger UI (/docs) and ReDoc
+// (/redoc) embedded in the binary. Every error is a JSON object {"error": "..."} with a proper
 // status code; handlers never touch the sources, only the in-memory view.
 package httpapi
 
@@ -41,7 +42,7 @@ type Option func(*options)
 type options struct{ token string }
 
 // WithBearerToken requires "Authorization: Bearer <token>" on every route
-// but the probes (/healthz, /readyz).
+// but the probes (/healthz, /readyz) and the documentation.
 func WithBearerToken(token string) Option { return func(o *options) { o.token = token } }
 
 // New returns the API handler.
@@ -50,6 +51,10 @@ func New(d Dashboard, logger *slog.Logger, opts ...Option) http.Handler {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return recoverer(limitBody(RequireToken(o.token, router(d, logger))), logger)
+}
+
+func router(d Dashboard, logger *slog.Logger) *mux.Router {
 	r := mux.NewRouter()
 	r.HandleFunc("/reportes/dashboard", func(w http.ResponseWriter, _ *http.Request) {
 		body := d.JSON()
@@ -70,6 +75,7 @@ func New(d Dashboard, logger *slog.Logger, opts ...Option) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet)
+	docRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no route " + r.URL.Path})
 	})
@@ -88,7 +94,7 @@ func New(d Dashboard, logger *slog.Logger, opts ...Option) http.Handler {
 			metricRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
 		})
 	})
-	return recoverer(limitBody(RequireToken(o.token, r)), logger)
+	return r
 }
 
 // RequireToken wraps next so that, when token is not empty, every request
@@ -99,7 +105,7 @@ func RequireToken(token string, next http.Handler) http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/healthz" || req.URL.Path == "/readyz" ||
+		if public(req.URL.Path) ||
 			subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) == 1 {
 			next.ServeHTTP(w, req)
 			return
