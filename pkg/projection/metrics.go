@@ -14,6 +14,14 @@ var (
 		Name: "reportes_projection_dead_letters_total",
 		Help: "Events the view could not fully apply (published to the dead-letter subject with the reason).",
 	})
+	metricPending = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "reportes_projection_consumer_pending",
+		Help: "Events in the stream the view has not applied yet (JetStream consumer pending).",
+	})
+	metricReady = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "reportes_projection_ready",
+		Help: "1 once the view caught up with the stream.",
+	})
 	metricLag = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "reportes_projection_end_to_end_lag_seconds",
 		Help:    "Time from the source commit of a change to its application to the view.",

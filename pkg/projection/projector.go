@@ -154,6 +154,7 @@ func (p *Projector) consume(ctx context.Context) error {
 			return fmt.Errorf("message metadata: %w", err)
 		}
 		p.apply(msg, meta, &ev)
+		metricPending.Set(float64(meta.NumPending))
 		if meta.NumPending == 0 || meta.Sequence.Stream >= p.target.Load() {
 			p.markReady()
 		}
@@ -161,6 +162,7 @@ func (p *Projector) consume(ctx context.Context) error {
 }
 
 func (p *Projector) markReady() {
+	metricReady.Set(1)
 	if !p.ready.Swap(true) {
 		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
 	}

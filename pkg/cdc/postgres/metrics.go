@@ -12,6 +12,10 @@ var (
 	})
 	metricServerLSN = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "reportes_postgres_server_lsn",
-		Help: "Server WAL position last seen in a keepalive; minus the confirmed LSN it is the slot lag in bytes.",
+		Help: "Server WAL position last seen in a keepalive.",
+	})
+	metricSlotLag = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "reportes_postgres_slot_lag_bytes",
+		Help: "WAL the replication slot retains: server position minus the position confirmed to PostgreSQL.",
 	})
 )

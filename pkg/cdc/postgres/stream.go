@@ -114,6 +114,11 @@ func (st *streamer) copyData(ctx context.Context, repl *pgconn.PgConn, data []by
 			return fmt.Errorf("parse keepalive: %w", err)
 		}
 		metricServerLSN.Set(float64(ka.ServerWALEnd))
+		if acked := uint64(st.s.AckedLSN()); uint64(ka.ServerWALEnd) > acked {
+			metricSlotLag.Set(float64(uint64(ka.ServerWALEnd) - acked))
+		} else {
+			metricSlotLag.Set(0)
+		}
 		if !st.tx.active {
 			// Everything the server decoded up to ServerWALEnd has been
 			// received; once it is acknowledged, WAL up to there (including
