@@ -39,7 +39,7 @@ bench:
 ## lint: go vet and golangci-lint (pinned in .golangci.yml)
 lint:
 	$(GO) vet $(PKGS)
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2 run
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run
 
 ## docs-assets: refresh the Swagger UI and ReDoc files embedded in the API from npm
 SWAGGER_UI_VERSION ?= 5.35.0

@@ -27,9 +27,7 @@ import (
 )
 
 func knownVar(name string) bool {
-	if strings.HasSuffix(name, "_FILE") {
-		name = strings.TrimSuffix(name, "_FILE")
-	}
+	name = strings.TrimSuffix(name, "_FILE")
 	return slices.ContainsFunc(config.Vars, func(v config.Var) bool { return v.Name == name })
 }
 

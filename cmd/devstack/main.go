@@ -156,7 +156,8 @@ Ctrl-C stops everything.
 	deadline := time.After(20 * time.Second)
 	for range len(children) - boolInt(runErr != nil) {
 		select {
-		case <-exited:
+		case err := <-exited:
+			logger.Info("stopped", "process", err)
 		case <-deadline:
 			for _, c := range children {
 				_ = c.Process.Kill()

@@ -42,7 +42,7 @@ func StartFerret(ctx context.Context, dir string, port int) (*Ferret, error) {
 }
 
 func (f *Ferret) start(ctx context.Context) error {
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+	if err := os.MkdirAll(f.dir, 0o750); err != nil {
 		return fmt.Errorf("create %s: %w", f.dir, err)
 	}
 	fdb, err := ferretdb.New(&ferretdb.Config{
@@ -90,7 +90,7 @@ func (f *Ferret) ensureOplog(ctx context.Context) error {
 	}
 	err = client.Database("local").CreateCollection(ctx, "oplog.rs", options.CreateCollection().SetCapped(true).SetSizeInBytes(OplogSize))
 	var ce mongo.CommandError
-	if err != nil && !(errors.As(err, &ce) && ce.HasErrorCode(48)) { // 48: NamespaceExists
+	if err != nil && (!errors.As(err, &ce) || !ce.HasErrorCode(48)) { // 48: NamespaceExists
 		return fmt.Errorf("create local.oplog.rs: %w", err)
 	}
 	return nil

@@ -96,7 +96,7 @@ func StartPostgres(ctx context.Context, dir string, port int) (*Postgres, error)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)} //nolint:gosec // ids from /etc/passwd fit
 		if err := chownAll(dir, uid, gid); err != nil {
 			return nil, err
 		}
@@ -189,7 +189,7 @@ func chownAll(dir string, uid, gid int) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(path, uid, gid)
+		return os.Lchown(path, uid, gid) //nolint:gosec // a folder this process created for its own cluster
 	})
 }
 

@@ -46,7 +46,7 @@ func start() (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // the postgres user must traverse it
 		return nil, err
 	}
 	s := &Stack{Dir: dir}

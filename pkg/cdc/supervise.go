@@ -28,7 +28,7 @@ func Supervise(ctx context.Context, nc *nats.Conn, src Source, logger *slog.Logg
 		started := time.Now()
 		err := runOnce(ctx, nc, src, opts)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // stopping on request is a clean exit
 		}
 		if time.Since(started) > time.Minute {
 			backoff = 100 * time.Millisecond

@@ -21,13 +21,12 @@ import (
 // disconnect at the next expected sequence, so the view sees every event once
 // and in order; View.Apply's idempotency covers the rest.
 type Projector struct {
-	js      jetstream.JetStream
-	nc      *nats.Conn
-	view    *View
-	opts    projectorOptions
-	ready   atomic.Bool
-	target  atomic.Uint64
-	lastErr atomic.Pointer[string]
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	view   *View
+	opts   projectorOptions
+	ready  atomic.Bool
+	target atomic.Uint64
 }
 
 type projectorOptions struct {
@@ -94,7 +93,7 @@ func (p *Projector) Run(ctx context.Context) error {
 	for {
 		err := p.consume(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // stopping on request is a clean exit
 		}
 		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", backoff)
 		select {
@@ -173,7 +172,7 @@ func (p *Projector) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *cd
 	if err := cdc.Decode(msg.Data(), ev); err != nil {
 		// Still advance past it: the sequence is recorded, the event goes to
 		// the dead letters with its reason.
-		p.view.Apply(&cdc.Event{ID: "invalid", Collection: "", CommitTime: meta.Timestamp}, seq) //nolint:errcheck // no collection: a no-op that records seq
+		_, _ = p.view.Apply(&cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}, seq) // no collection: only records seq
 		p.deadLetter(msg.Data(), seq, err.Error())
 		return
 	}

@@ -251,7 +251,7 @@ func (v *View) intern(code string) int32 {
 	if i, ok := v.sellerIdx[code]; ok {
 		return i
 	}
-	i := int32(len(v.sellers))
+	i := int32(len(v.sellers)) //nolint:gosec // more than 2^31 distinct sellers is not a dashboard
 	v.sellers = append(v.sellers, code)
 	v.counts = append(v.counts, 0)
 	v.sellerIdx[code] = i

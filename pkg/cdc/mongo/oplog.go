@@ -187,7 +187,7 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 		if lerr != nil {
 			// Other commands (create, drop index...) change no document.
 			cdc.CountIgnored(cdc.SourceMongo, "c")
-			return nil
+			return nil //nolint:nilerr // not an applyOps command: nothing to publish
 		}
 		var inner []oplogEntry
 		if err := ops.Unmarshal(&inner); err != nil {

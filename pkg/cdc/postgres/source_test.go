@@ -58,7 +58,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	h.cfg = postgres.Config{ConnString: h.url, Tables: []string{"public.empleados"}, Slot: name, Publication: name, StatusInterval: 50 * time.Millisecond}
 	t.Cleanup(func() {
-		h.stop()
+		_ = h.stop()
 		_, _ = h.conn.Exec(context.Background(), "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", name)
 		h.conn.Close(context.Background())
 		h.nc.Close()
@@ -215,7 +215,11 @@ func TestLostSlotTakesNewSnapshot(t *testing.T) {
 	h.start()
 	h.waitEvents(3)
 	_ = h.stop()
-	h.exec(`SELECT pg_drop_replication_slot($1)`, h.cfg.Slot)
+	// The server ends the walsender shortly after the client left.
+	devstack.Eventually(t, 10*time.Second, func() (bool, string) {
+		_, err := h.conn.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, h.cfg.Slot)
+		return err == nil, fmt.Sprint(err)
+	})
 	h.exec(`DELETE FROM empleados WHERE codigo = 'S-01'`) // lost with the slot
 	h.exec(`INSERT INTO empleados VALUES ('S-02','Luis','operario',true)`)
 	h.start()

@@ -1,0 +1,122 @@
+package projection
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+func orderEvent(i int) []byte {
+	ev := cdc.Event{
+		ID: fmt.Sprintf("mongo:inventory_db.orders:%d.1:0", i), Source: cdc.SourceMongo, Collection: "inventory_db.orders",
+		Op: cdc.OpInsert, Key: fmt.Sprintf("%024x", i), Position: fmt.Sprintf("%d.1", i), Version: uint64(i),
+		CommitTime: time.Unix(1_700_000_000, 0).UTC(),
+		After:      json.RawMessage(fmt.Sprintf(`{"_id":{"$oid":"%024x"},"vendedor":"S-%04d","producto":"Tornillos M6","cantidad":100}`, i, i%1000)),
+	}
+	data, _ := json.Marshal(ev)
+	return data
+}
+
+// BenchmarkDecodeEvent: decoding one order event from its wire form.
+func BenchmarkDecodeEvent(b *testing.B) {
+	data := orderEvent(1)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var ev cdc.Event
+	for b.Loop() {
+		if err := cdc.Decode(data, &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyOrder: applying a decoded order insert to a view that
+// already holds 100k orders over 1,000 sellers.
+func BenchmarkApplyOrder(b *testing.B) {
+	v, _ := NewView(DefaultSchema())
+	evs := make([]cdc.Event, 200_000)
+	for i := range evs {
+		if err := cdc.Decode(orderEvent(i), &evs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 100_000 {
+		_, _ = v.Apply(&evs[i], uint64(i+1))
+	}
+	b.ReportAllocs()
+	i := 100_000
+	for b.Loop() {
+		_, _ = v.Apply(&evs[i%len(evs)], uint64(i+1))
+		i++
+	}
+}
+
+// BenchmarkDecodeAndApply: the projector's whole per-event cost.
+func BenchmarkDecodeAndApply(b *testing.B) {
+	v, _ := NewView(DefaultSchema())
+	data := make([][]byte, 100_000)
+	for i := range data {
+		data[i] = orderEvent(i)
+	}
+	b.ReportAllocs()
+	var ev cdc.Event
+	i := 0
+	for b.Loop() {
+		if err := cdc.Decode(data[i%len(data)], &ev); err != nil {
+			b.Fatal(err)
+		}
+		_, _ = v.Apply(&ev, uint64(i+1))
+		i++
+	}
+}
+
+func viewWithSellers(b *testing.B, sellers, orders int) *View {
+	v, _ := NewView(DefaultSchema())
+	seq := uint64(0)
+	for i := range sellers {
+		seq++
+		ev := cdc.Event{ID: "e", Source: cdc.SourcePostgres, Collection: "public.empleados", Op: cdc.OpInsert,
+			Key: fmt.Sprintf("S-%04d", i), After: json.RawMessage(fmt.Sprintf(`{"codigo":"S-%04d","rol":"vendedor","activo":true}`, i))}
+		_, _ = v.Apply(&ev, seq)
+	}
+	var ev cdc.Event
+	for i := range orders {
+		seq++
+		_ = cdc.Decode(orderEvent(i), &ev)
+		_, _ = v.Apply(&ev, seq)
+	}
+	return v
+}
+
+// BenchmarkRenderDashboard: rendering the JSON after a change (cache miss),
+// 1,000 sellers.
+func BenchmarkRenderDashboard(b *testing.B) {
+	v := viewWithSellers(b, 1000, 10_000)
+	ev := cdc.Event{ID: "x", Source: cdc.SourceMongo, Collection: "inventory_db.orders", Op: cdc.OpInsert, Key: "k",
+		After: json.RawMessage(`{"vendedor":"S-0001"}`)}
+	b.ReportAllocs()
+	seq := uint64(1 << 40)
+	for b.Loop() {
+		seq++
+		ev.Version = seq
+		_, _ = v.Apply(&ev, seq)
+		if len(v.JSON()) == 0 {
+			b.Fatal("empty")
+		}
+	}
+}
+
+// BenchmarkServeCachedDashboard: what a GET costs when nothing changed.
+func BenchmarkServeCachedDashboard(b *testing.B) {
+	v := viewWithSellers(b, 1000, 10_000)
+	_ = v.JSON()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(v.JSON()) == 0 {
+			b.Fatal("empty")
+		}
+	}
+}
