@@ -94,13 +94,11 @@ func (e *Event) Validate() error {
 	return nil
 }
 
-// Decode parses and validates an encoded Event.
+// Decode parses and validates an encoded Event. Field names are matched
+// exactly; unknown fields are ignored. Use a Decoder to decode many.
 func Decode(data []byte, e *Event) error {
-	*e = Event{}
-	if err := json.Unmarshal(data, e); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-	}
-	return e.Validate()
+	var d Decoder
+	return d.Decode(data, e)
 }
 
 // Subject returns the subject an event for collection is published on:

@@ -21,6 +21,7 @@ import (
 // disconnect at the next expected sequence, so the view sees every event once
 // and in order; View.Apply's idempotency covers the rest.
 type Projector struct {
+	dec    cdc.Decoder // used by the consuming goroutine only
 	js     jetstream.JetStream
 	nc     *nats.Conn
 	view   *View
@@ -169,7 +170,7 @@ func (p *Projector) markReady() {
 
 func (p *Projector) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *cdc.Event) {
 	seq := meta.Sequence.Stream
-	if err := cdc.Decode(msg.Data(), ev); err != nil {
+	if err := p.dec.Decode(msg.Data(), ev); err != nil {
 		// Still advance past it: the sequence is recorded, the event goes to
 		// the dead letters with its reason.
 		_, _ = p.view.Apply(&cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}, seq) // no collection: only records seq

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/reportes/reportes/pkg/cdc"
 )
 
@@ -51,6 +53,7 @@ type pendingSnapshot struct {
 type View struct {
 	schema     Schema
 	sellerPath []string
+	parser     fastjson.Parser // used under mu
 
 	mu        sync.RWMutex
 	employees map[string]*employee
@@ -199,7 +202,7 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 		}
 		return Change{}, nil
 	}
-	code, problem := sellerOf(ev.After, v.sellerPath)
+	code, problem := sellerOf(&v.parser, ev.After, v.sellerPath)
 	idx := int32(noSeller)
 	if problem == "" {
 		idx = v.intern(code)
@@ -338,27 +341,29 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 
 // sellerOf finds the seller code at path in an order document. It returns a
 // reason when there is no usable code.
-func sellerOf(doc json.RawMessage, path []string) (string, string) {
-	cur := doc
-	for i, p := range path {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(cur, &obj); err != nil {
-			if i == 0 {
-				return "", "order is not a JSON object"
-			}
+func sellerOf(p *fastjson.Parser, doc json.RawMessage, path []string) (string, string) {
+	v, err := p.ParseBytes(doc)
+	if err != nil {
+		return "", "order is not valid JSON"
+	}
+	if v.Type() != fastjson.TypeObject {
+		return "", "order is not a JSON object"
+	}
+	for i, key := range path {
+		if v.Type() != fastjson.TypeObject {
 			return "", fmt.Sprintf("order field %q is not a document", joinPath(path[:i]))
 		}
-		next, ok := obj[p]
-		if !ok {
+		next := v.Get(key)
+		if next == nil {
 			return "", fmt.Sprintf("order has no seller field %q", joinPath(path))
 		}
-		cur = next
+		v = next
 	}
-	var code *string
-	if err := json.Unmarshal(cur, &code); err != nil || code == nil {
-		return "", fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), cur)
+	if v.Type() != fastjson.TypeString {
+		return "", fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), v.String())
 	}
-	return *code, ""
+	b, _ := v.StringBytes()
+	return string(b), ""
 }
 
 func joinPath(p []string) string {

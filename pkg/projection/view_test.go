@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/reportes/reportes/pkg/cdc"
 )
 
@@ -200,7 +202,8 @@ func TestSellerPath(t *testing.T) {
 	for _, tt := range tests {
 		s := DefaultSchema()
 		s.SellerField = tt.path
-		got, problem := sellerOf(json.RawMessage(tt.doc), s.sellerPath())
+		var p fastjson.Parser
+		got, problem := sellerOf(&p, json.RawMessage(tt.doc), s.sellerPath())
 		if got != tt.want || (problem != "") != tt.problem {
 			t.Errorf("sellerOf(%s, %s) = %q, %q; want %q, problem %t", tt.doc, tt.path, got, problem, tt.want, tt.problem)
 		}
