@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -93,6 +94,29 @@ func FuzzDecodeEvent(f *testing.F) {
 		var ev2 Event
 		if err := Decode(again, &ev2); err != nil {
 			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+// FuzzAppendJSON holds AppendJSON to encoding/json's output.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("pg:s:0/1:1", "public.empleados", "S-01", "<&>\u2028\"\\\x01\xff", uint64(7), int64(1700000000123456789), []byte(`{"a":1}`), true)
+	f.Add("", "", "", "", uint64(0), int64(0), []byte(nil), false)
+	f.Fuzz(func(t *testing.T, id, coll, key, snap string, version uint64, nanos int64, after []byte, truncated bool) {
+		ev := Event{ID: id, Source: SourceMongo, Collection: coll, Op: OpInsert, Key: key, Position: "1.2", Version: version,
+			CommitTime: time.Unix(0, nanos%(1<<62)).UTC(), Snapshot: snap, Truncated: truncated}
+		if json.Valid(after) {
+			var c bytes.Buffer
+			if json.Compact(&c, after) == nil {
+				ev.After = c.Bytes()
+			}
+		}
+		want, err := json.Marshal(&ev)
+		if err != nil {
+			return
+		}
+		if got := ev.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON:\n got %s\nwant %s", got, want)
 		}
 	})
 }

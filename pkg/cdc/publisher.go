@@ -124,10 +124,8 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
+	data := ev.AppendJSON(make([]byte, 0, 256+len(ev.After)+len(ev.Before)))
+	var err error
 	if limit := p.nc.MaxPayload() - 1024; limit > 0 && int64(len(data)) > limit {
 		if data, err = p.shrink(ev, limit); err != nil {
 			return err
@@ -255,15 +253,10 @@ func (p *Publisher) shrink(ev *Event, limit int64) ([]byte, error) {
 			small.After, _ = json.Marshal(kept)
 		}
 	}
-	data, err := json.Marshal(&small)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
+	data := small.AppendJSON(nil)
 	if int64(len(data)) > limit {
 		small.After = nil
-		if data, err = json.Marshal(&small); err != nil {
-			return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
-		}
+		data = small.AppendJSON(nil)
 	}
 	metricTruncated.WithLabelValues(ev.Source).Inc()
 	p.logger.Warn("event too large for a NATS message; published with the declared fields only",

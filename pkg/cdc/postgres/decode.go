@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/reportes/reportes/pkg/cdc"
 )
 
 // column is what the decoder needs to know about a column.
@@ -85,11 +87,7 @@ func (d *decoder) value(buf *bytes.Buffer, oid uint32, data []byte) error {
 }
 
 func appendJSONString(buf *bytes.Buffer, data []byte) error {
-	out, err := json.Marshal(string(data))
-	if err != nil {
-		return err
-	}
-	buf.Write(out)
+	buf.Write(cdc.AppendString(buf.AvailableBuffer(), string(data)))
 	return nil
 }
 

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/reportes/reportes/pkg/cdc"
+	cdcmongo "github.com/reportes/reportes/pkg/cdc/mongo"
+	"github.com/reportes/reportes/pkg/cdc/postgres"
+)
+
+// publishLoop is the reference: a plain JetStream async-publish loop of n
+// 200-byte messages to a file stream, waiting for every acknowledgement.
+func (e *benchEnv) publishLoop(ctx context.Context, n int) (float64, error) {
+	prefix := e.name("ref")
+	stream, err := e.stream(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = e.js.DeleteStream(ctx, stream) }()
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return 0, err
+	}
+	payload := make([]byte, 200)
+	start := time.Now()
+	for i := range n {
+		if _, err := js.PublishAsync(prefix+".x", payload, jetstream.WithMsgID(fmt.Sprintf("ref-%d", i))); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("reference publishes not acknowledged")
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// pgCapture commits rows (bulk: one transaction; otherwise one transaction
+// per row) while the source is stopped, then times the source from start to
+// the last event acknowledged by JetStream.
+func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (float64, error) {
+	name := e.name("pg")
+	table := "public." + name
+	if _, err := e.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (codigo text primary key, nombre text, rol text, activo boolean)", table)); err != nil {
+		return 0, err
+	}
+	stream, err := e.stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = e.js.DeleteStream(ctx, stream)
+		_, _ = e.conn.Exec(ctx, "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", name)
+		_, _ = e.conn.Exec(ctx, "DROP TABLE "+table)
+	}()
+	cp, err := cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
+	if err != nil {
+		return 0, err
+	}
+	src, err := postgres.New(postgres.Config{ConnString: e.pgURL, Tables: []string{table}, Slot: name, Publication: name}, cp)
+	if err != nil {
+		return 0, err
+	}
+	r, err := e.start(src, name)
+	if err != nil {
+		return 0, err
+	}
+	if err := e.waitMsgs(ctx, stream, 2, time.Minute); err != nil {
+		return 0, err
+	}
+	if err := r.stop(); err != nil {
+		return 0, err
+	}
+	if bulk {
+		_, err = e.conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT 'S-'||g, 'Empleado '||g, 'vendedor', g %% 2 = 0 FROM generate_series(1, %d) g`, table, rows))
+	} else {
+		for i := range rows {
+			if _, err = e.conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s VALUES ($1, 'Empleado', 'vendedor', true)`, table), fmt.Sprint("S-", i)); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if r, err = e.start(src, name); err != nil {
+		return 0, err
+	}
+	defer func() { _ = r.stop() }()
+	if err := e.waitMsgs(ctx, stream, uint64(2+rows), 5*time.Minute); err != nil {
+		return 0, err
+	}
+	return float64(rows) / time.Since(start).Seconds(), nil
+}
+
+func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
+	var ref, bulk, small, refSmall []float64
+	for range e.o.runs {
+		r, err := e.publishLoop(ctx, e.o.pgRows)
+		if err != nil {
+			return err
+		}
+		b, err := e.pgCapture(ctx, e.o.pgRows, true)
+		if err != nil {
+			return err
+		}
+		rs, err := e.publishLoop(ctx, e.o.pgTxns)
+		if err != nil {
+			return err
+		}
+		s, err := e.pgCapture(ctx, e.o.pgTxns, false)
+		if err != nil {
+			return err
+		}
+		ref, bulk, refSmall, small = append(ref, r), append(bulk, b), append(refSmall, rs), append(small, s)
+		e.logger.Info("postgres capture run", "reference", int(r), "bulk", int(b), "small_txns", int(s))
+	}
+	rep.add(row{
+		figure: fmt.Sprintf("PostgreSQL capture, one %d-row transaction (events/s)", e.o.pgRows), ours: summarize(bulk), ref: summarize(ref),
+		refName: "JetStream async publish loop", ratios: ratios(bulk, ref), bar: 0.6, barText: ">= 60% of reference",
+	})
+	rep.add(row{
+		figure: fmt.Sprintf("PostgreSQL capture, %d one-row transactions (events/s)", e.o.pgTxns), ours: summarize(small), ref: summarize(refSmall),
+		refName: "JetStream async publish loop", ratios: ratios(small, refSmall), bar: 0.6, barText: ">= 60% of reference",
+	})
+	return nil
+}
+
+func ratios(a, b []float64) []float64 {
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = a[i] / b[i]
+	}
+	return out
+}
+
+// latestTS returns the newest oplog timestamp.
+func latestTS(ctx context.Context, client *mongo.Client) (primitive.Timestamp, error) {
+	var e struct {
+		TS primitive.Timestamp `bson:"ts"`
+	}
+	err := client.Database("local").Collection("oplog.rs").FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}})).Decode(&e)
+	if err == mongo.ErrNoDocuments { //nolint:errorlint // sentinel returned as is by the driver
+		return primitive.Timestamp{}, nil
+	}
+	return e.TS, err
+}
+
+// bareTail follows the oplog of ns from ts the way the source does (plain
+// tailable cursors reopened when closed, polled every 10ms) and calls seen
+// for every entry, until stop returns true.
+func bareTail(ctx context.Context, client *mongo.Client, ns string, ts primitive.Timestamp, seen func(n int) bool) error {
+	oplog := client.Database("local").Collection("oplog.rs")
+	n := 0
+	for {
+		cur, err := oplog.Find(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}, {Key: "ns", Value: ns}},
+			options.Find().SetCursorType(options.Tailable).SetBatchSize(1000))
+		if err != nil {
+			return err
+		}
+		for {
+			got := 0
+			for cur.TryNext(ctx) {
+				var e struct {
+					TS primitive.Timestamp `bson:"ts"`
+				}
+				if err := cur.Decode(&e); err != nil {
+					return err
+				}
+				ts = e.TS
+				n++
+				got++
+				if seen(n) {
+					_ = cur.Close(ctx)
+					return nil
+				}
+			}
+			if cur.Err() != nil || cur.ID() == 0 {
+				break
+			}
+			if got == 0 {
+				time.Sleep(10 * time.Millisecond) // the poll interval of the tail
+			}
+		}
+		_ = cur.Close(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond) // the poll interval of the tail
+	}
+}
+
+func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
+	var ours, bare []float64
+	for range e.o.runs {
+		name := e.name("mg")
+		coll := e.mongo.Database("bench").Collection(name)
+		stream, err := e.stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		cp, err := cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
+		if err != nil {
+			return err
+		}
+		src, err := cdcmongo.New(cdcmongo.Config{URI: e.ferret.URI, Database: "bench", Collection: name, Mode: cdcmongo.ModeOplog}, cp)
+		if err != nil {
+			return err
+		}
+		r, err := e.start(src, name)
+		if err != nil {
+			return err
+		}
+		if err := e.waitMsgs(ctx, stream, 2, time.Minute); err != nil {
+			return err
+		}
+		if err := r.stop(); err != nil {
+			return err
+		}
+		ts, err := latestTS(ctx, e.mongo)
+		if err != nil {
+			return err
+		}
+		docs := make([]any, 0, 1000)
+		for i := range e.o.mongoDocs {
+			docs = append(docs, bson.D{{Key: "vendedor", Value: fmt.Sprintf("S-%04d", i%1000)}, {Key: "producto", Value: "Tornillos M6"}, {Key: "cantidad", Value: i}})
+			if len(docs) == cap(docs) || i == e.o.mongoDocs-1 {
+				if _, err := coll.InsertMany(ctx, docs); err != nil {
+					return err
+				}
+				docs = docs[:0]
+			}
+		}
+		start := time.Now()
+		if err := bareTail(ctx, e.mongo, "bench."+name, ts, func(n int) bool { return n >= e.o.mongoDocs }); err != nil {
+			return err
+		}
+		b := float64(e.o.mongoDocs) / time.Since(start).Seconds()
+		start = time.Now()
+		r, err = e.start(src, name)
+		if err != nil {
+			return err
+		}
+		if err := e.waitMsgs(ctx, stream, uint64(2+e.o.mongoDocs), 5*time.Minute); err != nil {
+			return err
+		}
+		o := float64(e.o.mongoDocs) / time.Since(start).Seconds()
+		_ = r.stop()
+		_ = e.js.DeleteStream(ctx, stream)
+		ours, bare = append(ours, o), append(bare, b)
+		e.logger.Info("mongo capture run", "bare_tail", int(b), "ingestor", int(o))
+	}
+	rep.add(row{
+		figure: fmt.Sprintf("MongoDB capture, %d documents through the FerretDB oplog (events/s)", e.o.mongoDocs), ours: summarize(ours), ref: summarize(bare),
+		refName: "bare oplog tail", ratios: ratios(ours, bare), bar: 0.9, barText: ">= 90% of reference",
+	})
+	return nil
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/reportes/reportes/internal/devstack"
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+type benchEnv struct {
+	o      benchOptions
+	logger *slog.Logger
+	dir    string
+	pg     *devstack.Postgres
+	nats   *devstack.NATS
+	ferret *devstack.Ferret
+
+	pgURL string
+	conn  *pgx.Conn
+	mongo *mongo.Client
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	seq   int
+
+	rebuildStream, rebuildPrefix string
+}
+
+func (e *benchEnv) connect(ctx context.Context) error {
+	if err := e.pg.CreateDatabase(ctx, "bench"); err != nil {
+		return err
+	}
+	e.pgURL = e.pg.URL("bench")
+	var err error
+	if e.conn, err = pgx.Connect(ctx, e.pgURL); err != nil {
+		return err
+	}
+	if e.mongo, err = mongo.Connect(ctx, options.Client().ApplyURI(e.ferret.URI)); err != nil {
+		return err
+	}
+	if e.nc, err = nats.Connect(e.nats.URL()); err != nil {
+		return err
+	}
+	e.js, err = jetstream.New(e.nc)
+	return err
+}
+
+func (e *benchEnv) close() {
+	e.nc.Close()
+	_ = e.mongo.Disconnect(context.Background())
+	e.conn.Close(context.Background())
+}
+
+// name returns a fresh identifier for one run's table, slot, stream...
+func (e *benchEnv) name(kind string) string {
+	e.seq++
+	return fmt.Sprintf("b%d_%s", e.seq, kind)
+}
+
+// stream creates a stream for prefix.> and returns its name.
+func (e *benchEnv) stream(ctx context.Context, prefix string) (string, error) {
+	name := "S_" + strings.ReplaceAll(prefix, ".", "_")
+	_, err := cdc.EnsureStream(ctx, e.js, cdc.StreamConfig{Name: name, SubjectPrefix: prefix})
+	return name, err
+}
+
+// waitMsgs polls the stream until it holds n messages.
+func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, timeout time.Duration) error {
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stream %s: %d messages after %s, want %d", stream, info.State.Msgs, timeout, n)
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval
+	}
+}
+
+// running is a source started in this process.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (e *benchEnv) start(src cdc.Source, prefix string) (*running, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		// Supervised like in the ingestor: a walsender of the previous run
+		// that lingers a moment is retried, not fatal.
+		r.done <- cdc.Supervise(ctx, e.nc, src, e.logger, time.Second, cdc.WithSubjectPrefix(prefix))
+	}()
+	return r, nil
+}
+
+func (r *running) stop() error {
+	r.cancel()
+	err := <-r.done
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,147 @@
+// Command bench measures reportes against references run in the same
+// invocation, and writes bench/results.md. It is what `make bench` runs; see
+// the README's Benchmarks section. Figures are ratios to a reference measured
+// on the same machine in the same run, medians of -runs runs with min and
+// max, because shared machines are noisy. Nothing here fails on a slow
+// machine: the bars are reported, not enforced.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/reportes/reportes/internal/devstack"
+)
+
+type benchOptions struct {
+	runs       int
+	pgRows     int
+	pgTxns     int
+	mongoDocs  int
+	changes    int
+	viewOrders []int
+	rebuild    int
+	recountMax int
+	wrkSecs    int
+	apiBin     string
+	out        string
+}
+
+func main() {
+	var o benchOptions
+	var sizes string
+	flag.IntVar(&o.runs, "runs", 3, "runs per figure (median, min and max are reported)")
+	flag.IntVar(&o.pgRows, "pg-rows", 200_000, "rows of the bulk PostgreSQL capture")
+	flag.IntVar(&o.pgTxns, "pg-txns", 20_000, "single-row transactions of the small-transaction capture")
+	flag.IntVar(&o.mongoDocs, "mongo-docs", 20_000, "documents of the MongoDB capture")
+	flag.IntVar(&o.changes, "changes", 300, "changes (one every 10ms) timed for freshness")
+	flag.StringVar(&sizes, "orders", "100000,1000000", "orders in the view for the read-cost and memory figures")
+	flag.IntVar(&o.rebuild, "rebuild", 1_000_000, "order events in the stream for the rebuild figure")
+	flag.IntVar(&o.recountMax, "recount-max", 1_000_000, "largest order count the original recount is timed at")
+	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
+	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
+	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			fmt.Fprintln(os.Stderr, "bad -orders:", err)
+			os.Exit(2)
+		}
+		o.viewOrders = append(o.viewOrders, n)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(o, logger); err != nil {
+		logger.Error("bench failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(o benchOptions, logger *slog.Logger) error {
+	ctx := context.Background()
+	started := time.Now()
+	dir, err := os.MkdirTemp("", "reportes-bench-")
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // the postgres user must traverse it
+		return err
+	}
+	defer os.RemoveAll(dir)
+	pg, err := devstack.StartPostgres(ctx, filepath.Join(dir, "pg"), 0)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pg.Stop() }()
+	nats, err := devstack.StartNATS(filepath.Join(dir, "nats"), 0)
+	if err != nil {
+		return err
+	}
+	defer nats.Stop()
+	ferret, err := devstack.StartFerret(ctx, filepath.Join(dir, "ferret"), 0)
+	if err != nil {
+		return err
+	}
+	defer ferret.Stop()
+	env := &benchEnv{o: o, logger: logger, pg: pg, nats: nats, ferret: ferret, dir: dir}
+	if err := env.connect(ctx); err != nil {
+		return err
+	}
+	defer env.close()
+
+	var rep report
+	steps := []struct {
+		name string
+		fn   func(context.Context, *report) error
+	}{
+		{"postgres capture", env.postgresCapture},
+		{"mongo capture", env.mongoCapture},
+		{"freshness", env.freshness},
+		{"rebuild", env.rebuildFigure},
+		{"read cost and memory", env.readCost},
+	}
+	for _, s := range steps {
+		logger.Info("measuring", "what", s.name)
+		t := time.Now()
+		if err := s.fn(ctx, &rep); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		logger.Info("measured", "what", s.name, "took", time.Since(t).Round(time.Second))
+	}
+	rep.took = time.Since(started)
+	md := rep.markdown(o)
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o750); err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.out, []byte(md), 0o600); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	return nil
+}
+
+// stats summarizes several runs of one figure.
+type stats struct{ med, min, max float64 }
+
+func summarize(xs []float64) stats {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return stats{med: s[len(s)/2], min: s[0], max: s[len(s)-1]}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}

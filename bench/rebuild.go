@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/pkg/projection"
+)
+
+// fillStream publishes employees and orders events, as the ingestor would,
+// to a new stream and returns its name and subject prefix.
+func (e *benchEnv) fillStream(ctx context.Context, employees, orders int) (string, string, error) {
+	prefix := e.name("view") + ".cdc"
+	stream, err := e.stream(ctx, prefix)
+	if err != nil {
+		return "", "", err
+	}
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return "", "", err
+	}
+	empSubj, ordSubj := prefix+".postgres.public.empleados", prefix+".mongo.inventory_db.orders"
+	buf := make([]byte, 0, 512)
+	for i := range employees {
+		buf = buf[:0]
+		buf = fmt.Appendf(buf, `{"id":"pg:s:0/1:e%d","source":"postgres","collection":"public.empleados","op":"snapshot","key":"S-%04d","position":"0/1","version":1,"commit_time":"2026-11-27T00:00:00Z","snapshot":"s","after":{"codigo":"S-%04d","nombre":"Empleado %d","rol":"vendedor","activo":true}}`, i, i, i, i)
+		if _, err := js.PublishAsync(empSubj, append([]byte(nil), buf...)); err != nil {
+			return "", "", err
+		}
+	}
+	for i := range orders {
+		buf = buf[:0]
+		buf = fmt.Appendf(buf, `{"id":"mongo:inventory_db.orders:%d.1:0","source":"mongo","collection":"inventory_db.orders","op":"insert","key":"%024x","position":"%d.1","version":%d,"commit_time":"2026-11-27T00:00:00Z","after":{"_id":{"$oid":"%024x"},"vendedor":"S-%04d","producto":"Tornillos M6","cantidad":%d}}`,
+			i, i, i, uint64(i)<<32|1, i, i%employees, i%100)
+		if _, err := js.PublishAsync(ordSubj, append([]byte(nil), buf...)); err != nil {
+			return "", "", err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(10 * time.Minute):
+		return "", "", fmt.Errorf("filling stream: publishes not acknowledged")
+	}
+	return stream, prefix, nil
+}
+
+// bareConsume reads the whole stream with an ordered consumer, doing nothing
+// with the messages: the reference for the rebuild.
+func (e *benchEnv) bareConsume(ctx context.Context, stream string, n int) (float64, error) {
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return 0, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Stop()
+	for range n {
+		if _, err := it.Next(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// rebuildView times a fresh view rebuilt from the whole stream.
+func (e *benchEnv) rebuildView(ctx context.Context, stream, prefix string, n int) (float64, error) {
+	view, err := projection.NewView(projection.DefaultSchema())
+	if err != nil {
+		return 0, err
+	}
+	proj, err := projection.NewProjector(e.nc, view, projection.WithStream(stream), projection.WithSubjectPrefix(prefix))
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	go func() { _ = proj.Run(rctx) }()
+	for view.Seq() < uint64(n) {
+		if time.Since(start) > 10*time.Minute {
+			return 0, fmt.Errorf("rebuild stalled at %d of %d", view.Seq(), n)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	if got := view.Dashboard().MetricasGlobales.TotalPedidosProcesados; got+1000 != n {
+		return 0, fmt.Errorf("rebuilt view holds %d orders, want %d", got, n-1000)
+	}
+	return rate, nil
+}
+
+func (e *benchEnv) rebuildFigure(ctx context.Context, rep *report) error {
+	e.logger.Info("filling the rebuild stream", "orders", e.o.rebuild)
+	stream, prefix, err := e.fillStream(ctx, 1000, e.o.rebuild)
+	if err != nil {
+		return err
+	}
+	e.rebuildStream, e.rebuildPrefix = stream, prefix
+	n := 1000 + e.o.rebuild
+	var ours, bare []float64
+	for range e.o.runs {
+		b, err := e.bareConsume(ctx, stream, n)
+		if err != nil {
+			return err
+		}
+		o, err := e.rebuildView(ctx, stream, prefix, n)
+		if err != nil {
+			return err
+		}
+		ours, bare = append(ours, o), append(bare, b)
+		e.logger.Info("rebuild run", "bare_consumer", int(b), "view", int(o))
+	}
+	rep.add(row{figure: "Rebuild of a view from " + strconv.Itoa(n) + " events (events/s)", ours: summarize(ours), ref: summarize(bare),
+		refName: "bare JetStream ordered consumer", ratios: ratios(ours, bare), absMin: 300_000, barText: ">= 300,000 events/s"})
+	return nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type row struct {
+	figure   string
+	ours     stats
+	ref      stats
+	refName  string
+	ratios   []float64
+	diff     stats
+	unit     string
+	bar      float64 // minimum ratio
+	maxRatio float64 // maximum ratio
+	absBar   float64 // maximum (ms, MB) of ours, or of diff when set
+	absMin   float64 // minimum of ours
+	barText  string
+	note     string
+}
+
+type report struct {
+	rows []row
+	took time.Duration
+}
+
+func (r *report) add(x row) { r.rows = append(r.rows, x) }
+
+func num(v float64, unit string) string {
+	switch {
+	case unit == "ms" || unit == "MB":
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1000:
+		return thousands(int(v + 0.5))
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func span(s stats, unit string) string {
+	if s.min == s.max {
+		return num(s.med, unit)
+	}
+	return fmt.Sprintf("%s [%s–%s]", num(s.med, unit), num(s.min, unit), num(s.max, unit))
+}
+
+func (x row) met() string {
+	ok := true
+	checked := false
+	if len(x.ratios) > 0 {
+		rs := summarize(x.ratios)
+		if x.bar > 0 {
+			ok, checked = ok && rs.med >= x.bar, true
+		}
+		if x.maxRatio > 0 {
+			ok, checked = ok && rs.med <= x.maxRatio, true
+		}
+	}
+	if x.absBar > 0 {
+		v := x.ours.med
+		if x.diff != (stats{}) {
+			v = x.diff.med
+		}
+		ok, checked = ok && v <= x.absBar, true
+	}
+	if x.absMin > 0 {
+		ok, checked = ok && x.ours.med >= x.absMin, true
+	}
+	switch {
+	case !checked:
+		return ""
+	case ok:
+		return "yes"
+	}
+	return "**no**"
+}
+
+func (r *report) markdown(o benchOptions) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmark results\n\n")
+	fmt.Fprintf(&b, "Written by `make bench` on %s (%s/%s, %d cores, %s) in %s. Medians of %d runs, [min–max] across runs; every ratio compares runs made in the same invocation.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), r.took.Round(time.Second), o.runs)
+	b.WriteString("| Figure | reportes | Reference | Ratio | Bar | Met |\n|---|---|---|---|---|---|\n")
+	for _, x := range r.rows {
+		ref := ""
+		if x.refName != "" {
+			ref = x.refName + ": " + span(x.ref, x.unit)
+		}
+		ratio := ""
+		if len(x.ratios) > 0 {
+			ratio = span(summarize(x.ratios), "")
+		}
+		if x.diff != (stats{}) {
+			ratio = "+" + span(x.diff, "ms") + " ms"
+		}
+		fig := x.figure
+		if x.note != "" {
+			fig += "<br>_" + x.note + "_"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", fig, span(x.ours, x.unit), ref, ratio, x.barText, x.met())
+	}
+	b.WriteString(profileNotes)
+	return b.String()
+}
+
+const profileNotes = `
+## Profile notes
+
+- Rebuild and projection: a CPU profile of decoding and applying an order event
+  showed encoding/json reflection dominating (decode 4.4 µs, apply 4.9 µs, 36
+  allocations per event, about 100k events/s). Decoding with a reusable
+  fastjson parser and reading the seller with it brought that to 1.7 µs +
+  0.9 µs and 13 allocations (BenchmarkDecodeEvent, BenchmarkApplyOrder,
+  BenchmarkDecodeAndApply in pkg/projection).
+- Dashboard GET: the JSON is rendered once per change of the view and served
+  from a cached byte slice (BenchmarkServeCachedDashboard: a few ns, no
+  allocation); rendering 1,000 sellers costs under a millisecond
+  (BenchmarkRenderDashboard) and happens at most once per applied change.
+- Capture: sources publish asynchronously with up to 4,096 events in flight
+  and acknowledge their source position from the acknowledgement callbacks,
+  so capture is never one round trip per event.
+`
