@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ type benchOptions struct {
 	wrkSecs    int
 	apiBin     string
 	out        string
+	cpuprofile string
+	only       string
 }
 
 func main() {
@@ -48,6 +52,8 @@ func main() {
 	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
 	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,read); empty: all")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		var n int
@@ -96,18 +102,31 @@ func run(o benchOptions, logger *slog.Logger) error {
 	}
 	defer env.close()
 
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var rep report
 	steps := []struct {
-		name string
-		fn   func(context.Context, *report) error
+		key, name string
+		fn        func(context.Context, *report) error
 	}{
-		{"postgres capture", env.postgresCapture},
-		{"mongo capture", env.mongoCapture},
-		{"freshness", env.freshness},
-		{"rebuild", env.rebuildFigure},
-		{"read cost and memory", env.readCost},
+		{"postgres", "postgres capture", env.postgresCapture},
+		{"mongo", "mongo capture", env.mongoCapture},
+		{"freshness", "freshness", env.freshness},
+		{"rebuild", "rebuild", env.rebuildFigure},
+		{"read", "read cost and memory", env.readCost},
 	}
 	for _, s := range steps {
+		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), s.key) {
+			continue
+		}
 		logger.Info("measuring", "what", s.name)
 		t := time.Now()
 		if err := s.fn(ctx, &rep); err != nil {

@@ -140,10 +140,48 @@ func (p *Projector) consume(ctx context.Context) error {
 		<-ctx.Done()
 		it.Stop()
 	}()
-	var ev cdc.Event
+	return p.pipeline(ctx, it)
+}
+
+// batchSize bounds how many events are decoded ahead of the view.
+const batchSize = 256
+
+type batch struct {
+	entries []Entry
+	data    [][]byte
+}
+
+// pipeline decodes messages on this goroutine while another applies the
+// previous batch to the view: rebuilding from millions of events uses both
+// cores. A batch is handed over when full or as soon as the stream has
+// nothing more pending, so following the live stream adds no latency.
+func (p *Projector) pipeline(ctx context.Context, it jetstream.MessagesContext) error {
+	full := make(chan *batch, 2)
+	free := make(chan *batch, 3)
+	for range 3 {
+		free <- &batch{entries: make([]Entry, 0, batchSize), data: make([][]byte, 0, batchSize)}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range full {
+			p.applyBatch(b)
+			b.entries, b.data = b.entries[:0], b.data[:0]
+			free <- b
+		}
+	}()
+	defer func() {
+		close(full)
+		<-done
+	}()
+
+	b := <-free
 	for {
 		msg, err := it.Next()
 		if err != nil {
+			if len(b.entries) > 0 {
+				full <- b
+			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
 				return nil
 			}
@@ -151,13 +189,47 @@ func (p *Projector) consume(ctx context.Context) error {
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
+			if len(b.entries) > 0 {
+				full <- b
+			}
 			return fmt.Errorf("message metadata: %w", err)
 		}
-		p.apply(msg, meta, &ev)
-		metricPending.Set(float64(meta.NumPending))
-		if meta.NumPending == 0 || meta.Sequence.Stream >= p.target.Load() {
-			p.markReady()
+		b.entries = append(b.entries, Entry{Seq: meta.Sequence.Stream})
+		e := &b.entries[len(b.entries)-1]
+		if err := p.dec.Decode(msg.Data(), &e.Event); err != nil {
+			// Applied as an event of no collection: the view records its
+			// sequence, and it goes to the dead letters with the reason.
+			e.Event = cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}
+			e.Err = err
 		}
+		b.data = append(b.data, msg.Data())
+		if len(b.entries) == batchSize || meta.NumPending == 0 {
+			metricPending.Set(float64(meta.NumPending))
+			full <- b
+			b = <-free
+		}
+	}
+}
+
+func (p *Projector) applyBatch(b *batch) {
+	p.view.ApplyBatch(b.entries)
+	metricApplied.Add(float64(len(b.entries)))
+	ready := p.ready.Load()
+	now := time.Now()
+	for i := range b.entries {
+		e := &b.entries[i]
+		if e.Err != nil {
+			p.deadLetter(b.data[i], e.Seq, e.Err.Error())
+		}
+		if ready && !e.Event.CommitTime.IsZero() {
+			metricLag.Observe(now.Sub(e.Event.CommitTime).Seconds())
+		}
+		if ready && p.opts.metricsPrefix != "" && (len(e.Change.Sellers) > 0 || e.Change.Employees) {
+			p.publishMetrics(e.Change, e.Seq)
+		}
+	}
+	if last := b.entries[len(b.entries)-1].Seq; last >= p.target.Load() {
+		p.markReady()
 	}
 }
 
@@ -165,28 +237,6 @@ func (p *Projector) markReady() {
 	metricReady.Set(1)
 	if !p.ready.Swap(true) {
 		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
-	}
-}
-
-func (p *Projector) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *cdc.Event) {
-	seq := meta.Sequence.Stream
-	if err := p.dec.Decode(msg.Data(), ev); err != nil {
-		// Still advance past it: the sequence is recorded, the event goes to
-		// the dead letters with its reason.
-		_, _ = p.view.Apply(&cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}, seq) // no collection: only records seq
-		p.deadLetter(msg.Data(), seq, err.Error())
-		return
-	}
-	ch, err := p.view.Apply(ev, seq)
-	metricApplied.Inc()
-	if p.ready.Load() && !ev.CommitTime.IsZero() {
-		metricLag.Observe(time.Since(ev.CommitTime).Seconds())
-	}
-	if err != nil {
-		p.deadLetter(msg.Data(), seq, err.Error())
-	}
-	if p.opts.metricsPrefix != "" && p.ready.Load() && (len(ch.Sellers) > 0 || ch.Employees) {
-		p.publishMetrics(ch, seq)
 	}
 }
 

@@ -105,12 +105,45 @@ type Change struct {
 	Employees bool
 }
 
+// Entry is one event of a batch given to ApplyBatch, with what applying it
+// did.
+type Entry struct {
+	Seq    uint64
+	Event  cdc.Event
+	Change Change
+	// Err is a *Problem when the event was applied only partly. ApplyBatch
+	// leaves an Err that is already set (a decoding error) alone and only
+	// records the entry's sequence.
+	Err error
+}
+
+// ApplyBatch applies entries in order under one lock, filling in their
+// Change and Err. It is Apply for many events at once.
+func (v *View) ApplyBatch(entries []Entry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.applied = time.Now()
+	for i := range entries {
+		e := &entries[i]
+		if e.Err != nil {
+			v.applyLocked(&cdc.Event{CommitTime: e.Event.CommitTime}, e.Seq)
+			continue
+		}
+		e.Change, e.Err = v.applyLocked(&e.Event, e.Seq)
+	}
+}
+
 // Apply applies ev, the event at stream sequence seq. The returned error is
 // a *Problem when the event was applied only partly; the view stays
 // consistent either way.
 func (v *View) Apply(ev *cdc.Event, seq uint64) (Change, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.applied = time.Now()
+	return v.applyLocked(ev, seq)
+}
+
+func (v *View) applyLocked(ev *cdc.Event, seq uint64) (Change, error) {
 	if seq != 0 && seq <= v.seq {
 		return Change{}, nil
 	}
@@ -120,7 +153,6 @@ func (v *View) Apply(ev *cdc.Event, seq uint64) (Change, error) {
 	if ev.CommitTime.After(v.commit) {
 		v.commit = ev.CommitTime
 	}
-	v.applied = time.Now()
 	v.changes++
 	var ch Change
 	var err error
