@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -47,15 +50,15 @@ func (e *benchEnv) publishLoop(ctx context.Context, n int) (float64, error) {
 // pgCapture commits rows (bulk: one transaction; otherwise one transaction
 // per row) while the source is stopped, then times the source from start to
 // the last event acknowledged by JetStream.
-func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (float64, error) {
+func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (float64, float64, error) {
 	name := e.name("pg")
 	table := "public." + name
 	if _, err := e.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (codigo text primary key, nombre text, rol text, activo boolean)", table)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	stream, err := e.stream(ctx, name)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() {
 		_ = e.js.DeleteStream(ctx, stream)
@@ -64,21 +67,21 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (float64,
 	}()
 	cp, err := cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	src, err := postgres.New(postgres.Config{ConnString: e.pgURL, Tables: []string{table}, Slot: name, Publication: name}, cp)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	r, err := e.start(src, name)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := e.waitMsgs(ctx, stream, 2, time.Minute); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := r.stop(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if bulk {
 		_, err = e.conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT 'S-'||g, 'Empleado '||g, 'vendedor', g %% 2 = 0 FROM generate_series(1, %d) g`, table, rows))
@@ -90,27 +93,85 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (float64,
 		}
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	start := time.Now()
+	// A first, untimed pass warms the caches both timed readers then share.
+	if _, err := e.bareDrain(ctx, name, rows); err != nil {
+		return 0, 0, err
+	}
+	bare, err := e.bareDrain(ctx, name, rows)
+	if err != nil {
+		return 0, 0, err
+	}
 	if r, err = e.start(src, name); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() { _ = r.stop() }()
-	if err := e.waitMsgs(ctx, stream, uint64(2+rows), 5*time.Minute); err != nil {
+	first, last, err := e.timeMsgs(ctx, stream, 2, uint64(2+rows), 5*time.Minute)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(rows-1) / last.Sub(first).Seconds(), bare, nil
+}
+
+// bareDrain reads the slot's pending changes with pglogrepl alone (no
+// publishing, no acknowledgement, so the source then reads the same WAL):
+// the floor PostgreSQL itself sets.
+func (e *benchEnv) bareDrain(ctx context.Context, slot string, rows int) (float64, error) {
+	cfg, err := pgconn.ParseConfig(e.pgURL)
+	if err != nil {
 		return 0, err
 	}
-	return float64(rows) / time.Since(start).Seconds(), nil
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	if err := pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + slot + "'"},
+	}); err != nil {
+		return 0, err
+	}
+	var first time.Time
+	n := 0
+	for n < rows {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		cd, ok := raw.(*pgproto3.CopyData)
+		if !ok || len(cd.Data) == 0 || cd.Data[0] != pglogrepl.XLogDataByteID {
+			continue
+		}
+		xld, err := pglogrepl.ParseXLogData(cd.Data[1:])
+		if err != nil {
+			return 0, err
+		}
+		msg, err := pglogrepl.Parse(xld.WALData)
+		if err != nil {
+			return 0, err
+		}
+		if _, ok := msg.(*pglogrepl.InsertMessage); ok {
+			if n == 0 {
+				first = time.Now()
+			}
+			n++
+		}
+	}
+	return float64(rows-1) / time.Since(first).Seconds(), nil
 }
 
 func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
-	var ref, bulk, small, refSmall []float64
+	var ref, bulk, small, refSmall, drainBulk, drainSmall []float64
 	for range e.o.runs {
 		r, err := e.publishLoop(ctx, e.o.pgRows)
 		if err != nil {
 			return err
 		}
-		b, err := e.pgCapture(ctx, e.o.pgRows, true)
+		b, db, err := e.pgCapture(ctx, e.o.pgRows, true)
 		if err != nil {
 			return err
 		}
@@ -118,13 +179,19 @@ func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
 		if err != nil {
 			return err
 		}
-		s, err := e.pgCapture(ctx, e.o.pgTxns, false)
+		s, ds, err := e.pgCapture(ctx, e.o.pgTxns, false)
 		if err != nil {
 			return err
 		}
 		ref, bulk, refSmall, small = append(ref, r), append(bulk, b), append(refSmall, rs), append(small, s)
-		e.logger.Info("postgres capture run", "reference", int(r), "bulk", int(b), "small_txns", int(s))
+		drainBulk, drainSmall = append(drainBulk, db), append(drainSmall, ds)
+		e.logger.Info("postgres capture run", "reference", int(r), "bulk", int(b), "bare_drain_bulk", int(db),
+			"small_txns", int(s), "bare_drain_small", int(ds))
 	}
+	rep.add(row{figure: "PostgreSQL logical decoding alone, bulk (rows/s)", ours: summarize(drainBulk), unit: "",
+		note: "bare pglogrepl drain of the same WAL, no publishing: the source's floor"})
+	rep.add(row{figure: "PostgreSQL logical decoding alone, one-row transactions (rows/s)", ours: summarize(drainSmall),
+		note: "bare pglogrepl drain of the same WAL, no publishing"})
 	rep.add(row{
 		figure: fmt.Sprintf("PostgreSQL capture, one %d-row transaction (events/s)", e.o.pgRows), ours: summarize(bulk), ref: summarize(ref),
 		refName: "JetStream async publish loop", ratios: ratios(bulk, ref), bar: 0.6, barText: ">= 60% of reference",
@@ -163,6 +230,7 @@ func bareTail(ctx context.Context, client *mongo.Client, ns string, ts primitive
 	oplog := client.Database("local").Collection("oplog.rs")
 	n := 0
 	for {
+		before := n
 		cur, err := oplog.Find(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}, {Key: "ns", Value: ns}},
 			options.Find().SetCursorType(options.Tailable).SetBatchSize(1000))
 		if err != nil {
@@ -196,7 +264,9 @@ func bareTail(ctx context.Context, client *mongo.Client, ns string, ts primitive
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		time.Sleep(10 * time.Millisecond) // the poll interval of the tail
+		if n == before {
+			time.Sleep(10 * time.Millisecond) // the poll interval of the tail, when caught up
+		}
 	}
 }
 
@@ -241,20 +311,29 @@ func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
 				docs = docs[:0]
 			}
 		}
-		start := time.Now()
+		// A first, untimed pass warms the caches both timed readers share.
 		if err := bareTail(ctx, e.mongo, "bench."+name, ts, func(n int) bool { return n >= e.o.mongoDocs }); err != nil {
 			return err
 		}
-		b := float64(e.o.mongoDocs) / time.Since(start).Seconds()
-		start = time.Now()
+		var tailFirst time.Time
+		if err := bareTail(ctx, e.mongo, "bench."+name, ts, func(n int) bool {
+			if n == 1 {
+				tailFirst = time.Now()
+			}
+			return n >= e.o.mongoDocs
+		}); err != nil {
+			return err
+		}
+		b := float64(e.o.mongoDocs-1) / time.Since(tailFirst).Seconds()
 		r, err = e.start(src, name)
 		if err != nil {
 			return err
 		}
-		if err := e.waitMsgs(ctx, stream, uint64(2+e.o.mongoDocs), 5*time.Minute); err != nil {
+		first, last, err := e.timeMsgs(ctx, stream, 2, uint64(2+e.o.mongoDocs), 5*time.Minute)
+		if err != nil {
 			return err
 		}
-		o := float64(e.o.mongoDocs) / time.Since(start).Seconds()
+		o := float64(e.o.mongoDocs-1) / last.Sub(first).Seconds()
 		_ = r.stop()
 		_ = e.js.DeleteStream(ctx, stream)
 		ours, bare = append(ours, o), append(bare, b)

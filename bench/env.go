@@ -96,6 +96,35 @@ func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, timeou
 	}
 }
 
+// timeMsgs polls the stream until it holds want messages and returns when
+// the first message past from arrived and when the last did: throughput is
+// measured from the first event, so connection set-up is not counted.
+func (e *benchEnv) timeMsgs(ctx context.Context, stream string, from, want uint64, timeout time.Duration) (time.Time, time.Time, error) {
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	deadline := time.Now().Add(timeout)
+	var first time.Time
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return first, time.Time{}, err
+		}
+		now := time.Now()
+		if first.IsZero() && info.State.Msgs > from {
+			first = now
+		}
+		if info.State.Msgs >= want {
+			return first, now, nil
+		}
+		if now.After(deadline) {
+			return first, now, fmt.Errorf("stream %s: %d messages after %s, want %d", stream, info.State.Msgs, timeout, want)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+}
+
 // running is a source started in this process.
 type running struct {
 	cancel context.CancelFunc

@@ -63,8 +63,26 @@ func (a *apiProc) stop() {
 	_ = a.cmd.Wait()
 }
 
-// rssMB is the resident memory of the process, from /proc.
+// rssMB is the resident memory of the process once it settled (two
+// readings 200ms apart within 1%), from /proc.
 func (a *apiProc) rssMB() (float64, error) {
+	prev, err := a.rssNow()
+	for range 50 {
+		if err != nil {
+			return 0, err
+		}
+		time.Sleep(200 * time.Millisecond) // spacing of the readings
+		var cur float64
+		cur, err = a.rssNow()
+		if err == nil && cur <= prev*1.01 && cur >= prev*0.99 {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, err
+}
+
+func (a *apiProc) rssNow() (float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
 	if err != nil {
 		return 0, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -237,6 +238,9 @@ func (p *Projector) markReady() {
 	metricReady.Set(1)
 	if !p.ready.Swap(true) {
 		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
+		// Rebuilding churns through memory far beyond what the view keeps;
+		// give it back now rather than hold the high-water mark for ever.
+		go debug.FreeOSMemory()
 	}
 }
 

@@ -30,10 +30,19 @@ func (p *Problem) Unwrap() error { return ErrProblem }
 
 const noSeller = -1
 
+// order is kept 4-byte aligned (12 bytes, not 16): with a 12-byte ObjectID
+// key a map slot is then 24 bytes instead of 32.
 type order struct {
-	seller  int32 // index in View.sellers, or noSeller
-	version uint64
+	seller    int32 // index in View.sellers, or noSeller
+	versionLo uint32
+	versionHi uint32
 }
+
+func newOrder(seller int32, version uint64) order {
+	return order{seller: seller, versionLo: uint32(version), versionHi: uint32(version >> 32)} //nolint:gosec // splitting on purpose
+}
+
+func (o order) version() uint64 { return uint64(o.versionHi)<<32 | uint64(o.versionLo) }
 
 type employee struct {
 	code    string
@@ -57,7 +66,7 @@ type View struct {
 
 	mu        sync.RWMutex
 	employees map[string]*employee
-	orders    map[string]order
+	orders    orderIndex
 	sellers   []string         // interned seller codes
 	sellerIdx map[string]int32 // code -> index in sellers
 	counts    []int64          // orders per interned seller
@@ -86,7 +95,7 @@ func NewView(schema Schema) (*View, error) {
 		schema:     schema,
 		sellerPath: schema.sellerPath(),
 		employees:  map[string]*employee{},
-		orders:     map[string]order{},
+		orders:     newOrderIndex(),
 		sellerIdx:  map[string]int32{},
 		pending:    map[string]*pendingSnapshot{},
 	}, nil
@@ -205,9 +214,7 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 	switch ev.Op {
 	case cdc.OpSnapshotBegin:
 		v.snapshotMarker(ev, func(yield func(string, uint64)) {
-			for k, o := range v.orders {
-				yield(k, o.version)
-			}
+			v.orders.each(func(k string, o order) { yield(k, o.version()) })
 		})
 		return Change{}, nil
 	case cdc.OpSnapshotEnd:
@@ -218,8 +225,8 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 		return ch, nil
 	}
 	v.touched(ev.Collection, ev.Key)
-	prev, exists := v.orders[ev.Key]
-	if exists && ev.Version < prev.version {
+	prev, exists := v.orders.get(ev.Key)
+	if exists && ev.Version < prev.version() {
 		return Change{}, nil // stale copy of a change already superseded
 	}
 	if ev.Op == cdc.OpDelete {
@@ -229,8 +236,7 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 		// An update whose document the source could no longer read (it was
 		// deleted meanwhile); the delete that follows settles it.
 		if exists {
-			prev.version = ev.Version
-			v.orders[ev.Key] = prev
+			v.orders.set(ev.Key, newOrder(prev.seller, ev.Version))
 		}
 		return Change{}, nil
 	}
@@ -242,13 +248,12 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 	var ch Change
 	if exists {
 		if prev.seller == idx {
-			prev.version = ev.Version
-			v.orders[ev.Key] = prev
+			v.orders.set(ev.Key, newOrder(idx, ev.Version))
 			return Change{}, v.problem(ev, problem)
 		}
 		ch.Sellers = append(ch.Sellers, v.uncount(prev.seller)...)
 	}
-	v.orders[ev.Key] = order{seller: idx, version: ev.Version}
+	v.orders.set(ev.Key, newOrder(idx, ev.Version))
 	if idx != noSeller {
 		v.counts[idx]++
 		v.assigned++
@@ -265,11 +270,11 @@ func (v *View) problem(ev *cdc.Event, reason string) error {
 }
 
 func (v *View) removeOrder(key string) []string {
-	prev, ok := v.orders[key]
+	prev, ok := v.orders.get(key)
 	if !ok {
 		return nil
 	}
-	delete(v.orders, key)
+	v.orders.remove(key)
 	return v.uncount(prev.seller)
 }
 
@@ -456,7 +461,7 @@ func (v *View) dashboardLocked() Dashboard {
 		Titulo: v.schema.Title,
 		MetricasGlobales: Global{
 			TotalEmpleados:         len(v.employees),
-			TotalPedidosProcesados: len(v.orders),
+			TotalPedidosProcesados: v.orders.len(),
 		},
 		DetallePorVendedor: make([]Seller, 0, len(v.employees)),
 		Frescura:           Freshness{Secuencia: v.seq},
@@ -482,7 +487,7 @@ func (v *View) dashboardLocked() Dashboard {
 	for i := range matched {
 		matchedOrders += v.counts[i]
 	}
-	d.MetricasGlobales.PedidosSinEmpleado = int64(len(v.orders)) - matchedOrders
+	d.MetricasGlobales.PedidosSinEmpleado = int64(v.orders.len()) - matchedOrders
 	SortSellers(d.DetallePorVendedor)
 	return d
 }

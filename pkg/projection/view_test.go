@@ -265,3 +265,31 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+func TestOrderKeys(t *testing.T) {
+	v, _ := NewView(DefaultSchema())
+	keys := []string{"6b0a0d043c5e6b4ddcd50494", "6B0A0D043C5E6B4DDCD50494", "a", `{"$numberInt":"1"}`, "6b0a0d043c5e6b4ddcd5049z"}
+	for i, k := range keys {
+		if _, err := v.Apply(ord(cdc.OpInsert, k, `"S-01"`, uint64(i+1)), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.Dashboard().MetricasGlobales.TotalPedidosProcesados; n != len(keys) {
+		t.Fatalf("orders = %d, want %d (keys must stay distinct)", n, len(keys))
+	}
+	seen := map[string]bool{}
+	v.orders.each(func(k string, _ order) { seen[k] = true })
+	for _, k := range keys {
+		if !seen[k] {
+			t.Errorf("key %q lost its form", k)
+		}
+	}
+	for i, k := range keys {
+		if _, err := v.Apply(ord(cdc.OpDelete, k, "", uint64(10+i)), uint64(10+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.Dashboard().MetricasGlobales.TotalPedidosProcesados; n != 0 {
+		t.Fatalf("orders after deleting all = %d", n)
+	}
+}
