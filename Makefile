@@ -32,9 +32,11 @@ fuzz:
 chaos:
 	REPORTES_CHAOS=10 $(GO) test -race -count=1 -timeout 60m -run 'Fault|Graceful|Crashes' -v ./e2e
 
-## bench: the benchmark suite; writes bench/results.md
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/...
+## bench: the benchmark suite (under 15 minutes on 2 cores); writes bench/results.md
+bench: build
+	mkdir -p bench/out
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/... | tee bench/out/hotpaths.txt
+	$(GO) run ./bench -api bin/api -hotpaths bench/out/hotpaths.txt -out bench/results.md
 
 ## lint: go vet and golangci-lint (pinned in .golangci.yml)
 lint:

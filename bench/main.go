@@ -36,6 +36,7 @@ type benchOptions struct {
 	out        string
 	cpuprofile string
 	only       string
+	hotpaths   string
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
 	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
+	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,read); empty: all")
 	flag.Parse()
@@ -136,6 +138,11 @@ func run(o benchOptions, logger *slog.Logger) error {
 	}
 	rep.took = time.Since(started)
 	md := rep.markdown(o)
+	if o.hotpaths != "" {
+		if hp, err := os.ReadFile(o.hotpaths); err == nil {
+			md += "\n## Hot paths (go test -bench, -count 3)\n\n```\n" + string(hp) + "```\n"
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o750); err != nil {
 		return err
 	}

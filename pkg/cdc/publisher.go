@@ -20,11 +20,12 @@ var ErrPublisherClosed = errors.New("publisher closed")
 // bounded number of them in flight, and runs acknowledgement callbacks in
 // order. See the package documentation for the contract.
 type Publisher struct {
-	nc     *nats.Conn
-	keep   map[string][]string
-	js     jetstream.JetStream
-	prefix string
-	logger *slog.Logger
+	subjects map[[2]string]string // (source, collection) -> subject; Publish runs on one goroutine
+	nc       *nats.Conn
+	keep     map[string][]string
+	js       jetstream.JetStream
+	prefix   string
+	logger   *slog.Logger
 
 	queue chan entry
 	done  chan struct{}
@@ -105,13 +106,14 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
 	p := &Publisher{
-		nc:     nc,
-		keep:   o.keep,
-		js:     js,
-		prefix: o.prefix,
-		logger: o.logger,
-		queue:  make(chan entry, o.maxPending),
-		done:   make(chan struct{}),
+		subjects: map[[2]string]string{},
+		nc:       nc,
+		keep:     o.keep,
+		js:       js,
+		prefix:   o.prefix,
+		logger:   o.logger,
+		queue:    make(chan entry, o.maxPending),
+		done:     make(chan struct{}),
 	}
 	go p.ackLoop()
 	return p, nil
@@ -119,7 +121,8 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 
 // Publish encodes ev and publishes it on its collection's subject with
 // Nats-Msg-Id ev.ID. It returns once the message is handed to the
-// connection; the acknowledgement is awaited in the background.
+// connection; the acknowledgement is awaited in the background. Publish,
+// AfterAcked and Flush are called from the source's one goroutine.
 func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 	if err := p.Err(); err != nil {
 		return err
@@ -131,7 +134,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 			return err
 		}
 	}
-	msg := &nats.Msg{Subject: Subject(p.prefix, ev.Source, ev.Collection), Data: data}
+	msg := &nats.Msg{Subject: p.subject(ev.Source, ev.Collection), Data: data}
 	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID), jetstream.WithStallWait(time.Minute))
 	if err != nil {
 		err = fmt.Errorf("publish event %s: %w", ev.ID, err)
@@ -262,4 +265,14 @@ func (p *Publisher) shrink(ev *Event, limit int64) ([]byte, error) {
 	p.logger.Warn("event too large for a NATS message; published with the declared fields only",
 		"id", ev.ID, "collection", ev.Collection, "key", ev.Key, "bytes", size)
 	return data, nil
+}
+
+func (p *Publisher) subject(source, collection string) string {
+	k := [2]string{source, collection}
+	if s, ok := p.subjects[k]; ok {
+		return s
+	}
+	s := Subject(p.prefix, source, collection)
+	p.subjects[k] = s
+	return s
 }

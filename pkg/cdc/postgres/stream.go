@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -18,14 +19,23 @@ import (
 type txn struct {
 	active     bool
 	finalLSN   pglogrepl.LSN
+	position   string // finalLSN as text
+	idPrefix   string // "pg:<slot>:<finalLSN>:"
 	commitTime time.Time
 	seq        int
+}
+
+// relation is a relation message with what decoding its tuples needs.
+type relation struct {
+	*pglogrepl.RelationMessage
+	name string
+	cols []column
 }
 
 type streamer struct {
 	s         *Source
 	pub       *cdc.Publisher
-	relations map[uint32]*pglogrepl.RelationMessage
+	relations map[uint32]*relation
 	tx        txn
 }
 
@@ -37,9 +47,14 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publi
 		return fmt.Errorf("start replication from %s: %w", start, err)
 	}
 	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "from", start)
-	st := &streamer{s: s, pub: pub, relations: map[uint32]*pglogrepl.RelationMessage{}}
+	st := &streamer{s: s, pub: pub, relations: map[uint32]*relation{}}
 
+	// One receive deadline per status interval, not per message: creating a
+	// deadline context per message costs more than decoding the message.
 	next := time.Now().Add(s.cfg.StatusInterval)
+	var rc receiveCtx
+	rc.reset(ctx, next)
+	defer rc.stop()
 	for {
 		if ctx.Err() != nil {
 			return s.shutdown(repl, pub)
@@ -52,10 +67,9 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publi
 				return err
 			}
 			next = time.Now().Add(s.cfg.StatusInterval)
+			rc.reset(ctx, next)
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		raw, err := repl.ReceiveMessage(rctx)
-		cancel()
+		raw, err := repl.ReceiveMessage(rc.ctx)
 		if err != nil {
 			if pgconn.Timeout(err) || ctx.Err() != nil {
 				continue
@@ -72,6 +86,23 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publi
 		default:
 			return fmt.Errorf("replication stream: unexpected message %T", raw)
 		}
+	}
+}
+
+// receiveCtx is the deadline context receives use until the next status.
+type receiveCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (r *receiveCtx) reset(parent context.Context, deadline time.Time) {
+	r.stop()
+	r.ctx, r.cancel = context.WithDeadline(parent, deadline)
+}
+
+func (r *receiveCtx) stop() {
+	if r.cancel != nil {
+		r.cancel()
 	}
 }
 
@@ -149,9 +180,14 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
-		st.relations[m.RelationID] = m
+		r := &relation{RelationMessage: m, name: m.Namespace + "." + m.RelationName, cols: make([]column, len(m.Columns))}
+		for i, c := range m.Columns {
+			r.cols[i] = column{name: c.Name, oid: c.DataType, key: c.Flags&1 == 1}
+		}
+		st.relations[m.RelationID] = r
 	case *pglogrepl.BeginMessage:
-		st.tx = txn{active: true, finalLSN: m.FinalLSN, commitTime: m.CommitTime}
+		pos := m.FinalLSN.String()
+		st.tx = txn{active: true, finalLSN: m.FinalLSN, position: pos, idPrefix: "pg:" + st.s.cfg.Slot + ":" + pos + ":", commitTime: m.CommitTime}
 	case *pglogrepl.CommitMessage:
 		end := uint64(m.TransactionEndLSN)
 		st.tx.active = false
@@ -171,7 +207,7 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 			if !ok {
 				return fmt.Errorf("truncate of unknown relation %d", id)
 			}
-			name := rel.Namespace + "." + rel.RelationName
+			name := rel.name
 			snap := fmt.Sprintf("truncate:%s@%s", name, st.tx.finalLSN)
 			for _, op := range []cdc.Op{cdc.OpSnapshotBegin, cdc.OpSnapshotEnd} {
 				st.tx.seq++
@@ -206,11 +242,7 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, old *pg
 	if !ok {
 		return fmt.Errorf("change for unknown relation %d", relID)
 	}
-	name := rel.Namespace + "." + rel.RelationName
-	cols := make([]column, len(rel.Columns))
-	for i, c := range rel.Columns {
-		cols[i] = column{name: c.Name, oid: c.DataType, key: c.Flags&1 == 1}
-	}
+	name, cols := rel.name, rel.cols
 	var after, before json.RawMessage
 	var key, oldKey string
 	var err error
@@ -266,12 +298,12 @@ func (st *streamer) tuple(cols []column, t *pglogrepl.TupleData) (json.RawMessag
 func (st *streamer) emit(ctx context.Context, collection string, op cdc.Op, key string, after, before json.RawMessage) error {
 	st.tx.seq++
 	ev := &cdc.Event{
-		ID:         fmt.Sprintf("pg:%s:%s:%d", st.s.cfg.Slot, st.tx.finalLSN, st.tx.seq),
+		ID:         st.tx.idPrefix + strconv.Itoa(st.tx.seq),
 		Source:     cdc.SourcePostgres,
 		Collection: collection,
 		Op:         op,
 		Key:        key,
-		Position:   st.tx.finalLSN.String(),
+		Position:   st.tx.position,
 		Version:    uint64(st.tx.finalLSN),
 		CommitTime: st.tx.commitTime,
 		After:      after,
