@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/reportes/reportes/internal/buildinfo"
@@ -43,10 +44,13 @@ func main() {
 type dashboard struct {
 	view *projection.View
 	proj *projection.Projector
+	nc   *nats.Conn
 }
 
 func (d dashboard) JSON() []byte { return d.view.JSON() }
-func (d dashboard) Ready() bool  { return d.proj.Ready() }
+
+// Ready: connected to NATS and caught up with the stream.
+func (d dashboard) Ready() bool { return d.nc.IsConnected() && d.proj.Ready() }
 
 func run(cfg config.Config, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,7 +86,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(dashboard{view: view, proj: proj}, logger, httpapi.WithBearerToken(cfg.APIToken)),
+		Handler:           httpapi.New(dashboard{view: view, proj: proj, nc: nc}, logger, httpapi.WithBearerToken(cfg.APIToken)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

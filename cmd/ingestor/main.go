@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		"postgres", config.Redact(cfg.PostgresURL), "mongo", config.Redact(cfg.MongoURI), "nats", config.Redact(cfg.NatsURL),
 		"stream", cfg.Stream, "table", cfg.EmployeesTable, "collection", cfg.MongoDB+"."+cfg.MongoCollection)
 
-	srv := adminServer(nc, cfg.APIToken)
+	srv := adminServer(nc, cfg.APIToken, pg, mg)
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.IngestorPort)))
 	if err != nil {
 		return fmt.Errorf("listen on INGESTOR_PORT=%d: %w", cfg.IngestorPort, err)
@@ -140,7 +140,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return err
 }
 
-func adminServer(nc *nats.Conn, token string) *http.Server {
+func adminServer(nc *nats.Conn, token string, sources ...interface {
+	Name() string
+	Streaming() bool
+}) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -150,8 +153,15 @@ func adminServer(nc *nats.Conn, token string) *http.Server {
 		w.Header().Set("Content-Type", "application/json")
 		if !nc.IsConnected() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"not connected to NATS"}` + "\n"))
+			_, _ = w.Write([]byte(`{"status":"not ready","error":"not connected to NATS"}` + "\n"))
 			return
+		}
+		for _, s := range sources {
+			if !s.Streaming() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"status":"not ready","error":"` + s.Name() + ` source is not streaming yet (connecting or taking its snapshot)"}` + "\n"))
+				return
+			}
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})

@@ -86,6 +86,7 @@ func edgeTS(ctx context.Context, oplog *mongo.Collection, dir int) (*oplogTS, er
 func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Collection, pub *cdc.Publisher, from oplogTS) error {
 	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
+	s.streaming.Store(true)
 	pos := from
 	timer := time.NewTimer(0)
 	defer timer.Stop()

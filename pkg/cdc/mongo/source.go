@@ -60,7 +60,12 @@ type Source struct {
 	checkpoint *cdc.Checkpoints
 	ns         string
 	acked      atomic.Pointer[state]
+	streaming  atomic.Bool
 }
+
+// Streaming reports whether the source is past its snapshot and following
+// the change stream or oplog.
+func (s *Source) Streaming() bool { return s.streaming.Load() }
 
 // state is the checkpoint of a Source.
 type state struct {
@@ -111,6 +116,7 @@ func (s *Source) checkpointKey() string {
 
 // Run implements cdc.Source.
 func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
+	defer s.streaming.Store(false)
 	client, err := mongo.Connect(ctx, options.Client().ApplyURI(s.cfg.URI))
 	if err != nil {
 		return fmt.Errorf("connect to mongo: %w", err)

@@ -22,7 +22,12 @@ type Source struct {
 	checkpoint *cdc.Checkpoints
 	dec        *decoder
 	acked      atomic.Uint64
+	streaming  atomic.Bool
 }
+
+// Streaming reports whether the source is past its snapshot and following
+// the replication stream.
+func (s *Source) Streaming() bool { return s.streaming.Load() }
 
 // state is the checkpoint kept next to the slot: the slot alone cannot tell
 // whether the snapshot that goes with it was completely published.
@@ -51,6 +56,7 @@ func (s *Source) AckedLSN() pglogrepl.LSN { return pglogrepl.LSN(s.acked.Load())
 
 // Run implements cdc.Source.
 func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
+	defer s.streaming.Store(false)
 	conn, err := pgx.Connect(ctx, s.cfg.ConnString)
 	if err != nil {
 		return fmt.Errorf("connect to postgres: %w", err)

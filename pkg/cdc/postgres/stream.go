@@ -47,6 +47,7 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publi
 		return fmt.Errorf("start replication from %s: %w", start, err)
 	}
 	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "from", start)
+	s.streaming.Store(true)
 	st := &streamer{s: s, pub: pub, relations: map[uint32]*relation{}}
 
 	// One receive deadline per status interval, not per message: creating a
