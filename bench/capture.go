@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -123,16 +124,25 @@ func (e *benchEnv) bareDrain(ctx context.Context, slot string, rows int) (float6
 		return 0, err
 	}
 	cfg.RuntimeParams["replication"] = "database"
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return 0, err
+	var conn *pgconn.PgConn
+	for attempt := 0; ; attempt++ {
+		if conn, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
+			return 0, err
+		}
+		err = pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
+			PluginArgs: []string{"proto_version '1'", "publication_names '" + slot + "'"},
+		})
+		if err == nil {
+			break
+		}
+		conn.Close(ctx)
+		// The walsender of the previous reader may not have exited yet.
+		if attempt == 100 || !strings.Contains(err.Error(), "is active for PID") {
+			return 0, err
+		}
+		time.Sleep(50 * time.Millisecond) // retry pacing
 	}
 	defer conn.Close(context.Background())
-	if err := pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + slot + "'"},
-	}); err != nil {
-		return 0, err
-	}
 	var first time.Time
 	n := 0
 	for n < rows {

@@ -290,3 +290,23 @@ func TestLeastPrivilegeRole(t *testing.T) {
 		t.Fatalf("least-privilege capture: %s %s", summary(evs), evs[3].After)
 	}
 }
+
+// TestToastedValuesNeverLeak: an update that leaves a TOASTed column
+// untouched publishes the row without that column, never as null.
+func TestToastedValuesNeverLeak(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`ALTER TABLE empleados ADD COLUMN bio text`)
+	h.exec(`ALTER TABLE empleados ALTER COLUMN bio SET STORAGE EXTERNAL`)
+	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g))`)
+	h.start()
+	evs := h.waitEvents(3)
+	if !strings.Contains(string(evs[1].After), `"bio":"`) {
+		t.Fatalf("snapshot row lacks bio: %.200s", evs[1].After)
+	}
+	h.exec(`UPDATE empleados SET rol = 'jefe' WHERE codigo = 'S-01'`)
+	evs = h.waitEvents(4)
+	after := string(evs[3].After)
+	if strings.Contains(after, "bio") || !strings.Contains(after, `"rol":"jefe"`) {
+		t.Fatalf("update must leave the unchanged TOASTed column out: %s", after)
+	}
+}
