@@ -27,6 +27,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./pkg/cdc
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./pkg/projection
 	$(GO) test -run '^$$' -fuzz '^FuzzRow$$' -fuzztime $(FUZZTIME) ./pkg/cdc/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSON$$' -fuzztime $(FUZZTIME) ./pkg/cdc
+	$(GO) test -run '^$$' -fuzz '^FuzzExtJSON$$' -fuzztime $(FUZZTIME) ./pkg/cdc/mongo
 
 ## chaos: the long fault suite (ten times the load and faults of make test)
 chaos:

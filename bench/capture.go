@@ -145,10 +145,10 @@ func (e *benchEnv) bareDrain(ctx context.Context, slot string, rows int) (float6
 	defer conn.Close(context.Background())
 	var first time.Time
 	n := 0
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
 	for n < rows {
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		raw, err := conn.ReceiveMessage(rctx)
-		cancel()
 		if err != nil {
 			return 0, err
 		}

@@ -95,7 +95,7 @@ func (r *report) markdown(o benchOptions) string {
 			ratio = span(summarize(x.ratios), "")
 		}
 		if x.diff != (stats{}) {
-			ratio = "+" + span(x.diff, "ms") + " ms"
+			ratio = fmt.Sprintf("%+.1f ms [%+.1f–%+.1f]", x.diff.med, x.diff.min, x.diff.max)
 		}
 		fig := x.figure
 		if x.note != "" {

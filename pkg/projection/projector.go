@@ -22,13 +22,15 @@ import (
 // disconnect at the next expected sequence, so the view sees every event once
 // and in order; View.Apply's idempotency covers the rest.
 type Projector struct {
-	dec    cdc.Decoder // used by the consuming goroutine only
-	js     jetstream.JetStream
-	nc     *nats.Conn
-	view   *View
-	opts   projectorOptions
-	ready  atomic.Bool
-	target atomic.Uint64
+	gcRestore atomic.Int32 // 0: untouched, 1: raised for the rebuild, 2: restored
+	gcPrev    atomic.Int64
+	dec       cdc.Decoder // used by the consuming goroutine only
+	js        jetstream.JetStream
+	nc        *nats.Conn
+	view      *View
+	opts      projectorOptions
+	ready     atomic.Bool
+	target    atomic.Uint64
 }
 
 type projectorOptions struct {
@@ -107,6 +109,11 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 }
 
+// rebuildGCPercent is the GC target while the view is rebuilt: the rebuild
+// allocates per event but keeps little, so collecting less often saves CPU
+// for decoding; the memory is given back once the view is ready.
+const rebuildGCPercent = 400
+
 func (p *Projector) consume(ctx context.Context) error {
 	stream, err := p.js.Stream(ctx, p.opts.stream)
 	if err != nil {
@@ -119,6 +126,9 @@ func (p *Projector) consume(ctx context.Context) error {
 	p.target.Store(info.State.LastSeq)
 	if info.State.LastSeq <= p.view.Seq() {
 		p.markReady()
+	} else if !p.ready.Load() && p.gcRestore.CompareAndSwap(0, 1) {
+		prev := debug.SetGCPercent(rebuildGCPercent)
+		p.gcPrev.Store(int64(prev))
 	}
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{p.opts.subjectPrefix + ".>"},
@@ -240,6 +250,9 @@ func (p *Projector) markReady() {
 		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
 		// Rebuilding churns through memory far beyond what the view keeps;
 		// give it back now rather than hold the high-water mark for ever.
+		if p.gcRestore.CompareAndSwap(1, 2) {
+			debug.SetGCPercent(int(p.gcPrev.Load()))
+		}
 		go debug.FreeOSMemory()
 	}
 }

@@ -1,0 +1,68 @@
+package mongo
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+// TestExtJSON: appendDocument says what the driver's relaxed Extended JSON
+// says, type by type.
+func TestExtJSON(t *testing.T) {
+	oid := primitive.NewObjectID()
+	dec, _ := primitive.ParseDecimal128("12.50")
+	docs := []bson.D{
+		{{Key: "_id", Value: oid}, {Key: "vendedor", Value: "S-01 <&> \"q\" \u00e9\u2028"}, {Key: "n", Value: int32(-7)}, {Key: "big", Value: int64(1) << 60}},
+		{{Key: "f", Value: 1.0}, {Key: "g", Value: 0.1}, {Key: "h", Value: 1e300}, {Key: "i", Value: -2.5e-10}, {Key: "nan", Value: math.NaN()}, {Key: "inf", Value: math.Inf(-1)}},
+		{{Key: "t", Value: true}, {Key: "nil", Value: nil}, {Key: "when", Value: primitive.NewDateTimeFromTime(time.Date(2026, 11, 27, 23, 6, 44, 776e6, time.UTC))}},
+		{{Key: "old", Value: primitive.NewDateTimeFromTime(time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC))}, {Key: "dec", Value: dec}},
+		{{Key: "nested", Value: bson.D{{Key: "a", Value: bson.A{1, "x", bson.D{{Key: "b", Value: nil}}, bson.A{}}}}}},
+		{{Key: "bin", Value: primitive.Binary{Subtype: 0, Data: []byte("hi")}}, {Key: "re", Value: primitive.Regex{Pattern: "^a", Options: "i"}},
+			{Key: "ts", Value: primitive.Timestamp{T: 5, I: 6}}, {Key: "min", Value: primitive.MinKey{}}},
+		{},
+	}
+	for _, d := range docs {
+		raw, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendDocument(nil, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := bson.MarshalExtJSON(bson.Raw(raw), false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("invalid JSON %s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("appendDocument:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func FuzzExtJSON(f *testing.F) {
+	raw, _ := bson.Marshal(bson.D{{Key: "vendedor", Value: "S-01"}, {Key: "n", Value: 1.5}, {Key: "a", Value: bson.A{int64(3)}}})
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if bson.Raw(data).Validate() != nil {
+			return
+		}
+		got, err := appendDocument(nil, data)
+		if err != nil {
+			return
+		}
+		if !json.Valid(got) {
+			t.Fatalf("invalid JSON from %x: %s", data, got)
+		}
+	})
+}
