@@ -63,6 +63,13 @@ func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
+	var walLevel string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if walLevel != "logical" {
+		return fmt.Errorf("PostgreSQL runs with wal_level=%s; logical replication needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart the server)", walLevel)
+	}
 	tables, err := s.describeTables(ctx, conn)
 	if err != nil {
 		return err
