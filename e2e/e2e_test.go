@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reportes/reportes/internal/devstack"
+	"github.com/reportes/reportes/pkg/projection"
 )
 
 // TestPipeline: data exists before the ingestor starts (snapshot), then both
@@ -14,6 +22,7 @@ func TestPipeline(t *testing.T) {
 	// The local cluster trusts local connections, so any password works:
 	// it must never show up in the logs.
 	e.vars["POSTGRES_URL"] = strings.Replace(e.vars["POSTGRES_URL"], "postgres@", "postgres:n0-leak-s3cret@", 1)
+	e.vars["VIEW_TABLE"] = "public.reportes_vista"
 	w := newWorkload(e, 1)
 	for range 15 {
 		w.hire(t)
@@ -37,7 +46,20 @@ func TestPipeline(t *testing.T) {
 	// A fresh API rebuilds the same view from the stream alone.
 	e.kill("api", syscall.SIGTERM)
 	e.start("api")
-	e.converges(60 * time.Second)
+	want := e.converges(60 * time.Second)
+
+	// The copy of the view in PostgreSQL says the same.
+	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
+		rows, err := e.pg.Query(context.Background(), `SELECT empleado, rol, pedidos_realizados, estado FROM public.reportes_vista ORDER BY pedidos_realizados DESC, empleado, rol`)
+		if err != nil {
+			return false, err.Error()
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[projection.Seller])
+		if err != nil {
+			return false, err.Error()
+		}
+		return reflect.DeepEqual(got, want.DetallePorVendedor), fmt.Sprintf("table %v\nwant %v", got, want.DetallePorVendedor)
+	})
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

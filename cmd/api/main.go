@@ -22,6 +22,7 @@ import (
 	"github.com/reportes/reportes/internal/config"
 	"github.com/reportes/reportes/internal/httpapi"
 	"github.com/reportes/reportes/pkg/projection"
+	"github.com/reportes/reportes/pkg/projection/pgview"
 )
 
 func main() {
@@ -69,13 +70,22 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	proj, err := projection.NewProjector(nc, view,
+	opts := []projection.Option{
 		projection.WithStream(cfg.Stream),
 		projection.WithSubjectPrefix(cfg.SubjectPrefix),
 		projection.WithMetricUpdates(cfg.MetricsPrefix),
 		projection.WithDeadLetters(cfg.DeadLetter),
 		projection.WithLogger(logger),
-	)
+	}
+	var table *pgview.Writer
+	if cfg.ViewTable != "" {
+		if table, err = pgview.New(ctx, cfg.ViewPostgresURL, cfg.ViewTable, view, pgview.WithLogger(logger)); err != nil {
+			return fmt.Errorf("VIEW_TABLE=%s: %w", cfg.ViewTable, err)
+		}
+		opts = append(opts, projection.WithOnApplied(table.Changed))
+		logger.Info("keeping a copy of the view in PostgreSQL", "table", cfg.ViewTable, "database", config.Redact(cfg.ViewPostgresURL))
+	}
+	proj, err := projection.NewProjector(nc, view, opts...)
 	if err != nil {
 		return err
 	}
@@ -97,6 +107,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proj.Run(ctx) })
+	if table != nil {
+		g.Go(func() error { return table.Run(ctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

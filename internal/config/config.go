@@ -44,6 +44,8 @@ type Config struct {
 	LogLevel         slog.Level
 	LogFormat        string
 	APIToken         string
+	ViewTable        string
+	ViewPostgresURL  string
 	NatsCreds        string
 	NatsTLSCA        string
 	NatsTLSCert      string
@@ -87,6 +89,8 @@ var Vars = []Var{
 	{"PORT", "8002", "API listen port"},
 	{"INGESTOR_PORT", "8003", "ingestor health and metrics port"},
 	{"DASHBOARD_TITLE", "Dashboard Operativo - Sprint 4", "dashboard titulo"},
+	{"VIEW_TABLE", "", "when set (schema.table), the API also keeps a copy of the dashboard in this PostgreSQL table"},
+	{"VIEW_POSTGRES_URL", "", "database of VIEW_TABLE (default: the employees database)"},
 	{"API_TOKEN", "", "when set, every endpoint but /healthz and /readyz requires Authorization: Bearer <token>"},
 	{"NATS_CREDS", "", "NATS credentials file (JWT and NKey)"},
 	{"NATS_TLS_CA", "", "CA certificate file to verify the NATS server"},
@@ -107,7 +111,7 @@ func Load() (Config, error) {
 
 // secrets may also be given as NAME_FILE, the path of a file holding the
 // value (Docker and Kubernetes secrets).
-var secrets = map[string]bool{"SQL_PASSWORD": true, "POSTGRES_URL": true, "MONGO_URI": true, "API_TOKEN": true, "NATS_URL": true}
+var secrets = map[string]bool{"SQL_PASSWORD": true, "POSTGRES_URL": true, "VIEW_POSTGRES_URL": true, "MONGO_URI": true, "API_TOKEN": true, "NATS_URL": true}
 
 // FromEnv builds a Config from lookupEnv (os.LookupEnv in production). A
 // variable set to the empty string is empty, not its default.
@@ -156,6 +160,8 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		Title:            get("DASHBOARD_TITLE"),
 		LogFormat:        strings.ToLower(get("LOG_FORMAT")),
 		APIToken:         get("API_TOKEN"),
+		ViewTable:        get("VIEW_TABLE"),
+		ViewPostgresURL:  get("VIEW_POSTGRES_URL"),
 		NatsCreds:        get("NATS_CREDS"),
 		NatsTLSCA:        get("NATS_TLS_CA"),
 		NatsTLSCert:      get("NATS_TLS_CERT"),
@@ -206,6 +212,12 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 			bad("MONGO_HOST", "a host name")
 		}
 		c.MongoURI = fmt.Sprintf("mongodb://%s:%d/", get("MONGO_HOST"), p)
+	}
+	if c.ViewTable != "" && strings.Count(c.ViewTable, ".") != 1 {
+		bad("VIEW_TABLE", "a schema-qualified table like public.reportes_dashboard")
+	}
+	if c.ViewPostgresURL == "" {
+		c.ViewPostgresURL = c.PostgresURL
 	}
 	if strings.Count(c.EmployeesTable, ".") != 1 {
 		bad("EMPLOYEES_TABLE", "a schema-qualified table like public.empleados")

@@ -34,6 +34,7 @@ type Projector struct {
 }
 
 type projectorOptions struct {
+	onApplied     func()
 	stream        string
 	subjectPrefix string
 	metricsPrefix string
@@ -63,6 +64,10 @@ func WithMetricUpdates(prefix string) Option {
 func WithDeadLetters(subject string) Option {
 	return func(o *projectorOptions) { o.deadLetter = subject }
 }
+
+// WithOnApplied calls fn after every batch of events applied to the view
+// (from the applying goroutine; fn must not block).
+func WithOnApplied(fn func()) Option { return func(o *projectorOptions) { o.onApplied = fn } }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *projectorOptions) { o.logger = l } }
@@ -241,6 +246,9 @@ func (p *Projector) applyBatch(b *batch) {
 	}
 	if last := b.entries[len(b.entries)-1].Seq; last >= p.target.Load() {
 		p.markReady()
+	}
+	if p.opts.onApplied != nil {
+		p.opts.onApplied()
 	}
 }
 
