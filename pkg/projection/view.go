@@ -135,7 +135,7 @@ func (v *View) ApplyBatch(entries []Entry) {
 	for i := range entries {
 		e := &entries[i]
 		if e.Err != nil {
-			v.applyLocked(&cdc.Event{CommitTime: e.Event.CommitTime}, e.Seq)
+			_, _ = v.applyLocked(&cdc.Event{CommitTime: e.Event.CommitTime}, e.Seq) // no collection: records the sequence
 			continue
 		}
 		e.Change, e.Err = v.applyLocked(&e.Event, e.Seq)

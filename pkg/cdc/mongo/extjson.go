@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/bsontype"
 
 	"github.com/reportes/reportes/pkg/cdc"
 )
@@ -55,28 +54,28 @@ func appendArray(buf []byte, arr bson.Raw) ([]byte, error) {
 
 func appendValue(buf []byte, v bson.RawValue) ([]byte, error) {
 	switch v.Type {
-	case bsontype.String:
+	case bson.TypeString:
 		s, ok := v.StringValueOK()
 		if ok {
 			return cdc.AppendString(buf, s), nil
 		}
-	case bsontype.EmbeddedDocument:
+	case bson.TypeEmbeddedDocument:
 		if d, ok := v.DocumentOK(); ok {
 			return appendDocument(buf, d)
 		}
-	case bsontype.Array:
+	case bson.TypeArray:
 		if a, ok := v.ArrayOK(); ok {
 			return appendArray(buf, a)
 		}
-	case bsontype.Int32:
+	case bson.TypeInt32:
 		if n, ok := v.Int32OK(); ok {
 			return strconv.AppendInt(buf, int64(n), 10), nil
 		}
-	case bsontype.Int64:
+	case bson.TypeInt64:
 		if n, ok := v.Int64OK(); ok {
 			return strconv.AppendInt(buf, n, 10), nil
 		}
-	case bsontype.Double:
+	case bson.TypeDouble:
 		if f, ok := v.DoubleOK(); ok && !math.IsInf(f, 0) && !math.IsNaN(f) {
 			start := len(buf)
 			buf = strconv.AppendFloat(buf, f, 'G', -1, 64)
@@ -87,19 +86,19 @@ func appendValue(buf []byte, v bson.RawValue) ([]byte, error) {
 			}
 			return append(buf, '.', '0'), nil
 		}
-	case bsontype.Boolean:
+	case bson.TypeBoolean:
 		if b, ok := v.BooleanOK(); ok {
 			return strconv.AppendBool(buf, b), nil
 		}
-	case bsontype.Null:
+	case bson.TypeNull:
 		return append(buf, "null"...), nil
-	case bsontype.ObjectID:
+	case bson.TypeObjectID:
 		if id, ok := v.ObjectIDOK(); ok {
 			buf = append(buf, `{"$oid":"`...)
 			buf = hex.AppendEncode(buf, id[:])
 			return append(buf, `"}`...), nil
 		}
-	case bsontype.DateTime:
+	case bson.TypeDateTime:
 		if ms, ok := v.DateTimeOK(); ok {
 			t := time.UnixMilli(ms).UTC()
 			if y := t.Year(); y >= 1970 && y <= 9999 {
