@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -10,6 +11,21 @@ import (
 
 	"github.com/reportes/reportes/pkg/cdc"
 )
+
+// encodeDocument validates doc and appends its relaxed Extended JSON to buf.
+// Malformed BSON is an error, never a crash: fuzzing found inputs on which
+// the driver's own validation panics, so that is recovered too.
+func encodeDocument(buf []byte, doc bson.Raw) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("malformed BSON document: %v", r)
+		}
+	}()
+	if err := doc.Validate(); err != nil {
+		return nil, fmt.Errorf("malformed BSON document: %w", err)
+	}
+	return appendDocument(buf, doc)
+}
 
 // appendDocument appends the relaxed Extended JSON of a document, walking
 // the raw BSON without reflection: the driver's MarshalExtJSON dominated the

@@ -259,7 +259,7 @@ func documentJSON(doc bson.Raw) (string, json.RawMessage, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	out, err := appendDocument(make([]byte, 0, len(doc)+len(doc)/2), doc)
+	out, err := encodeDocument(make([]byte, 0, len(doc)+len(doc)/2), doc)
 	if err != nil {
 		return "", nil, fmt.Errorf("document %s: encode as JSON: %w", key, err)
 	}
