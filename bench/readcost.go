@@ -29,6 +29,10 @@ type apiProc struct {
 }
 
 func (e *benchEnv) startAPI(stream, prefix string) (*apiProc, error) {
+	return e.startAPIPolling(stream, prefix, 20*time.Millisecond)
+}
+
+func (e *benchEnv) startAPIPolling(stream, prefix string, every time.Duration) (*apiProc, error) {
 	port, err := devstack.FreePort()
 	if err != nil {
 		return nil, err
@@ -54,7 +58,7 @@ func (e *benchEnv) startAPI(stream, prefix string) (*apiProc, error) {
 			a.stop()
 			return nil, fmt.Errorf("api not ready after 5 minutes")
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval
+		time.Sleep(every) // polling interval
 	}
 }
 

@@ -17,6 +17,13 @@ type Decoder struct {
 // Decode parses and validates one event into ev.
 func (d *Decoder) Decode(data []byte, ev *Event) error {
 	*ev = Event{}
+	return decodeFast(data, ev)
+}
+
+// decodeTree is the reference decoder the fast one is fuzzed against: it
+// parses the whole event into a tree first.
+func (d *Decoder) decodeTree(data []byte, ev *Event) error {
+	*ev = Event{}
 	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,41 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 		if got := ev.AppendJSON(nil); !bytes.Equal(got, want) {
 			t.Fatalf("AppendJSON:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// FuzzDecoders: the one-pass decoder agrees with the tree-based one on
+// every input either accepts.
+func FuzzDecoders(f *testing.F) {
+	f.Add([]byte(`{"id":"a","source":"mongo","collection":"db.c","op":"insert","key":"k\u00e9","version":3,"commit_time":"2026-01-02T03:04:05.5Z","after":{"vendedor":"S-01","x":[1,{"y":null}]},"truncated":false}`))
+	f.Add([]byte(` { "id" : "a\"b" , "source":"postgres","collection":"p.t","op":"snapshot_end","snapshot":"s","before":null } `))
+	f.Add([]byte(`{"id":"a","source":"mongo","collection":"db.c","op":"delete","key":"k","after":{"a":1e5,"b":-0.5}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast, tree Event
+		var d Decoder
+		errFast := decodeFast(data, &fast)
+		errTree := d.decodeTree(data, &tree)
+		if errFast != nil {
+			return // the fast decoder may be stricter
+		}
+		if errTree != nil {
+			t.Fatalf("fast decoder accepted what the tree decoder refuses (%v): %q", errTree, data)
+		}
+		if fast.ID != tree.ID || fast.Key != tree.Key || fast.Op != tree.Op || fast.Version != tree.Version ||
+			!fast.CommitTime.Equal(tree.CommitTime) || fast.Truncated != tree.Truncated || fast.Collection != tree.Collection {
+			t.Fatalf("decoders disagree on %q:\nfast %+v\ntree %+v", data, fast, tree)
+		}
+		for _, pair := range [][2][]byte{{fast.After, tree.After}, {fast.Before, tree.Before}} {
+			if (len(pair[0]) == 0) != (len(pair[1]) == 0) {
+				t.Fatalf("after/before presence differs on %q", data)
+			}
+			if len(pair[0]) > 0 {
+				var a, b any
+				if json.Unmarshal(pair[0], &a) != nil || json.Unmarshal(pair[1], &b) != nil || !reflect.DeepEqual(a, b) {
+					t.Fatalf("after/before differ on %q: %s vs %s", data, pair[0], pair[1])
+				}
+			}
 		}
 	})
 }

@@ -1,0 +1,267 @@
+package cdc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// This file holds the event decoder's hot path: one pass over the top-level
+// object that finds each field's raw bytes, without building a tree. Values
+// are checked as they are read (strings, numbers, booleans) or, for after
+// and before, kept raw once their structure is known to be balanced JSON;
+// consumers parse those themselves.
+
+var errSyntax = errors.New("malformed JSON")
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"' and
+// whether it holds escapes.
+func skipString(b []byte, i int) (int, bool, error) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, escaped, nil
+		case c == '\\':
+			escaped = true
+			j++
+		case c < 0x20:
+			return 0, false, errSyntax
+		}
+	}
+	return 0, false, errSyntax
+}
+
+// skipValue returns the index after the JSON value starting at b[i].
+func skipValue(b []byte, i int, depth int) (int, error) {
+	if depth > 1000 {
+		return 0, errSyntax
+	}
+	if i >= len(b) {
+		return 0, errSyntax
+	}
+	switch c := b[i]; {
+	case c == '"':
+		j, _, err := skipString(b, i)
+		return j, err
+	case c == '{' || c == '[':
+		closing := byte('}')
+		if c == '[' {
+			closing = ']'
+		}
+		j := skipSpace(b, i+1)
+		if j < len(b) && b[j] == closing {
+			return j + 1, nil
+		}
+		for {
+			var err error
+			if c == '{' {
+				if j >= len(b) || b[j] != '"' {
+					return 0, errSyntax
+				}
+				if j, _, err = skipString(b, j); err != nil {
+					return 0, err
+				}
+				j = skipSpace(b, j)
+				if j >= len(b) || b[j] != ':' {
+					return 0, errSyntax
+				}
+				j = skipSpace(b, j+1)
+			}
+			if j, err = skipValue(b, j, depth+1); err != nil {
+				return 0, err
+			}
+			j = skipSpace(b, j)
+			if j >= len(b) {
+				return 0, errSyntax
+			}
+			if b[j] == closing {
+				return j + 1, nil
+			}
+			if b[j] != ',' {
+				return 0, errSyntax
+			}
+			j = skipSpace(b, j+1)
+		}
+	case c == 't':
+		return literal(b, i, "true")
+	case c == 'f':
+		return literal(b, i, "false")
+	case c == 'n':
+		return literal(b, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		j := i + 1
+		for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if !json.Valid(b[i:j]) {
+			return 0, errSyntax
+		}
+		return j, nil
+	}
+	return 0, errSyntax
+}
+
+func literal(b []byte, i int, lit string) (int, error) {
+	if bytes.HasPrefix(b[i:], []byte(lit)) {
+		return i + len(lit), nil
+	}
+	return 0, errSyntax
+}
+
+// stringValue decodes a JSON string value; null is "".
+func stringValue(raw []byte, escaped bool) (string, error) {
+	if len(raw) == 4 && string(raw) == "null" {
+		return "", nil
+	}
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", errors.New("not a string")
+	}
+	if !escaped {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// decodeFast decodes an event in one pass; see Decoder.Decode.
+func decodeFast(data []byte, ev *Event) error {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return fmt.Errorf("%w: not a JSON object", ErrInvalidEvent)
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return endOfObject(data, i+1, ev)
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return fmt.Errorf("%w: %w", ErrInvalidEvent, errSyntax)
+		}
+		kend, kesc, err := skipString(data, i)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		}
+		key := data[i+1 : kend-1]
+		if kesc {
+			k, err := stringValue(data[i:kend], kesc)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+			}
+			key = []byte(k)
+		}
+		i = skipSpace(data, kend)
+		if i >= len(data) || data[i] != ':' {
+			return fmt.Errorf("%w: %w", ErrInvalidEvent, errSyntax)
+		}
+		i = skipSpace(data, i+1)
+		vstart := i
+		escaped := false
+		if i < len(data) && data[i] == '"' {
+			i, escaped, err = skipString(data, i)
+		} else {
+			i, err = skipValue(data, i, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: field %s: %w", ErrInvalidEvent, key, err)
+		}
+		if err := setField(ev, key, data[vstart:i], escaped); err != nil {
+			return fmt.Errorf("%w: field %s: %w", ErrInvalidEvent, key, err)
+		}
+		i = skipSpace(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+			continue
+		}
+		if i < len(data) && data[i] == '}' {
+			return endOfObject(data, i+1, ev)
+		}
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, errSyntax)
+	}
+}
+
+func endOfObject(data []byte, i int, ev *Event) error {
+	if skipSpace(data, i) != len(data) {
+		return fmt.Errorf("%w: data after the object", ErrInvalidEvent)
+	}
+	return ev.Validate()
+}
+
+func setField(ev *Event, key []byte, raw []byte, escaped bool) error {
+	var err error
+	switch string(key) {
+	case "id":
+		ev.ID, err = stringValue(raw, escaped)
+	case "source":
+		ev.Source, err = internedValue(raw, escaped)
+	case "collection":
+		ev.Collection, err = internedValue(raw, escaped)
+	case "op":
+		var op string
+		op, err = internedValue(raw, escaped)
+		ev.Op = Op(op)
+	case "key":
+		ev.Key, err = stringValue(raw, escaped)
+	case "position":
+		ev.Position, err = stringValue(raw, escaped)
+	case "snapshot":
+		ev.Snapshot, err = stringValue(raw, escaped)
+	case "version":
+		if string(raw) != "null" {
+			ev.Version, err = strconv.ParseUint(string(raw), 10, 64)
+		}
+	case "commit_time":
+		var s string
+		if s, err = stringValue(raw, escaped); err == nil && string(raw) != "null" {
+			ev.CommitTime, err = time.Parse(time.RFC3339Nano, s)
+		}
+	case "after":
+		if string(raw) != "null" {
+			ev.After = append([]byte(nil), raw...)
+		}
+	case "before":
+		if string(raw) != "null" {
+			ev.Before = append([]byte(nil), raw...)
+		}
+	case "truncated":
+		switch string(raw) {
+		case "true":
+			ev.Truncated = true
+		case "false", "null":
+		default:
+			err = errors.New("not a boolean")
+		}
+	}
+	return err
+}
+
+// interned holds the few distinct sources, collections and operations, so
+// decoding them allocates nothing.
+var interned = map[string]string{}
+
+func internedValue(raw []byte, escaped bool) (string, error) {
+	if !escaped && len(raw) >= 2 && raw[0] == '"' {
+		if s, ok := interned[string(raw[1:len(raw)-1])]; ok {
+			return s, nil
+		}
+	}
+	return stringValue(raw, escaped)
+}
+
+func init() {
+	for _, s := range []string{SourcePostgres, SourceMongo, string(OpInsert), string(OpUpdate), string(OpDelete),
+		string(OpSnapshot), string(OpSnapshotBegin), string(OpSnapshotEnd)} {
+		interned[s] = s
+	}
+}
