@@ -79,6 +79,9 @@ func edgeTS(ctx context.Context, oplog *mongo.Collection, dir int) (*oplogTS, er
 	return &oplogTS{T: e.TS.T, I: e.TS.I}, nil
 }
 
+// oplogBatch is the batch size of the oplog cursor.
+const oplogBatch = 1000
+
 // tail follows the oplog from (exclusive). It uses plain tailable cursors
 // polled every PollInterval, reopened whenever the server closes them:
 // some compatible servers close a tailable cursor whose first batch is short,
@@ -111,7 +114,7 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 				{Key: "ns", Value: bson.D{{Key: "$in", Value: bson.A{s.ns, "admin.$cmd"}}}},
 			}
 			var err error
-			cur, err = oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(1000))
+			cur, err = oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(oplogBatch))
 			if err != nil {
 				if ctx.Err() != nil {
 					return sv.final(pub)
@@ -146,8 +149,13 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 			if err := pub.AfterAcked(ctx, func() { s.acked.Store(next) }); err != nil {
 				return err
 			}
-			timer.Reset(0)
+		}
+		if n >= oplogBatch {
+			timer.Reset(0) // a backlog: read on at once
 		} else {
+			// Caught up. Polling again at once would mostly find nothing, and
+			// on servers that rescan the oplog per query (FerretDB) it costs
+			// the CPU the rest of the pipeline needs.
 			timer.Reset(s.cfg.PollInterval)
 		}
 		if err := sv.maybeSave(ctx, false); err != nil {
