@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -110,18 +109,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	if table != nil {
 		g.Go(func() error { return table.Run(ctx) })
 	}
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve http: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdown)
-	})
+	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 10*time.Second) })
 	err = g.Wait()
 	logger.Info("stopped")
 	return err

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -123,18 +122,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cdc.Supervise(ctx, nc, pg, logger, 10*time.Second, pubOpts...) })
 	g.Go(func() error { return cdc.Supervise(ctx, nc, mg, logger, 10*time.Second, pubOpts...) })
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve admin http: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(c)
-	})
+	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 5*time.Second) })
 	err = g.Wait()
 	logger.Info("stopped")
 	return err

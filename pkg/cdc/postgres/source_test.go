@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reportes/reportes/internal/cdctest"
 	"github.com/reportes/reportes/internal/devstack"
 	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
@@ -20,25 +19,18 @@ import (
 func TestMain(m *testing.M) { devstack.Main(m) }
 
 type harness struct {
-	t      *testing.T
-	url    string
-	conn   *pgx.Conn
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	cfg    postgres.Config
-	prefix string
-	stream string
-	cp     *cdc.Checkpoints
-	cancel context.CancelFunc
-	done   chan error
+	*cdctest.Stream
+	t    *testing.T
+	url  string
+	conn *pgx.Conn
+	cfg  postgres.Config
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	stack := devstack.Shared(t)
+	stream := cdctest.New(t)
+	h := &harness{Stream: stream, t: t, url: devstack.Shared(t).Database(t)}
 	ctx := context.Background()
-	name := devstack.Name(t)
-	h := &harness{t: t, url: stack.Database(t), prefix: name + ".cdc", stream: "S_" + name}
 	var err error
 	if h.conn, err = pgx.Connect(ctx, h.url); err != nil {
 		t.Fatal(err)
@@ -46,22 +38,12 @@ func newHarness(t *testing.T) *harness {
 	if _, err := h.conn.Exec(ctx, devstack.EmployeesDDL); err != nil {
 		t.Fatal(err)
 	}
-	if h.nc, err = nats.Connect(stack.NATS.URL()); err != nil {
-		t.Fatal(err)
-	}
-	h.js, _ = jetstream.New(h.nc)
-	if _, err := cdc.EnsureStream(ctx, h.js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: h.prefix}); err != nil {
-		t.Fatal(err)
-	}
-	if h.cp, err = cdc.OpenCheckpoints(ctx, h.js, "P_"+name); err != nil {
-		t.Fatal(err)
-	}
+	name := stream.Name
 	h.cfg = postgres.Config{ConnString: h.url, Tables: []string{"public.empleados"}, Slot: name, Publication: name, StatusInterval: 50 * time.Millisecond}
 	t.Cleanup(func() {
-		_ = h.stop()
+		_ = h.Stop()
 		_, _ = h.conn.Exec(context.Background(), "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", name)
 		h.conn.Close(context.Background())
-		h.nc.Close()
 	})
 	return h
 }
@@ -75,90 +57,19 @@ func (h *harness) exec(sql string, args ...any) {
 
 func (h *harness) start() {
 	h.t.Helper()
-	src, err := postgres.New(h.cfg, h.cp)
+	src, err := postgres.New(h.cfg, h.Checkpoints)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	pub, err := cdc.NewPublisher(h.nc, cdc.WithSubjectPrefix(h.prefix))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel, h.done = cancel, make(chan error, 1)
-	go func() {
-		defer pub.Close()
-		h.done <- src.Run(ctx, pub)
-	}()
-}
-
-// stop stops the source gracefully and returns what Run returned.
-func (h *harness) stop() error {
-	if h.cancel == nil {
-		return nil
-	}
-	h.cancel()
-	h.cancel = nil
-	select {
-	case err := <-h.done:
-		return err
-	case <-time.After(30 * time.Second):
-		h.t.Fatal("source did not stop in 30s")
-		return nil
-	}
-}
-
-// events returns every event in the stream.
-func (h *harness) events() []cdc.Event {
-	h.t.Helper()
-	ctx := context.Background()
-	s, err := h.js.Stream(ctx, h.stream)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	info, _ := s.Info(ctx)
-	var out []cdc.Event
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		var ev cdc.Event
-		if err := cdc.Decode(m.Data, &ev); err != nil {
-			h.t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	return out
-}
-
-// waitEvents polls until the stream holds n events.
-func (h *harness) waitEvents(n int) []cdc.Event {
-	h.t.Helper()
-	var evs []cdc.Event
-	devstack.Eventually(h.t, 30*time.Second, func() (bool, string) {
-		evs = h.events()
-		return len(evs) >= n, fmt.Sprintf("%d events of %d: %s", len(evs), n, summary(evs))
-	})
-	if len(evs) != n {
-		h.t.Fatalf("got %d events, want %d: %s", len(evs), n, summary(evs))
-	}
-	return evs
-}
-
-func summary(evs []cdc.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		fmt.Fprintf(&b, "%s:%s ", e.Op, e.Key)
-	}
-	return b.String()
+	h.Start(src)
 }
 
 func TestSnapshotThenStream(t *testing.T) {
 	h := newHarness(t)
 	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true), ('S-02','Luis',NULL,NULL)`)
 	h.start()
-	evs := h.waitEvents(4)
-	if got := summary(evs); got != "snapshot_begin: snapshot:S-01 snapshot:S-02 snapshot_end: " {
+	evs := h.WaitEvents(4)
+	if got := cdctest.Summary(evs); got != "snapshot_begin: snapshot:S-01 snapshot:S-02 snapshot_end: " {
 		t.Fatalf("snapshot events: %s", got)
 	}
 	if string(evs[2].After) != `{"codigo":"S-02","nombre":"Luis","rol":null,"activo":null}` {
@@ -169,8 +80,8 @@ func TestSnapshotThenStream(t *testing.T) {
 	h.exec(`UPDATE empleados SET activo = false WHERE codigo = 'S-01'`)
 	h.exec(`UPDATE empleados SET codigo = 'S-02B' WHERE codigo = 'S-02'`)
 	h.exec(`DELETE FROM empleados WHERE codigo = 'S-03'`)
-	evs = h.waitEvents(9)
-	if got := summary(evs[4:]); got != "insert:S-03 update:S-01 delete:S-02 insert:S-02B delete:S-03 " {
+	evs = h.WaitEvents(9)
+	if got := cdctest.Summary(evs[4:]); got != "insert:S-03 update:S-01 delete:S-02 insert:S-02B delete:S-03 " {
 		t.Fatalf("stream events: %s", got)
 	}
 	for i := 5; i < len(evs); i++ {
@@ -181,16 +92,16 @@ func TestSnapshotThenStream(t *testing.T) {
 	if evs[4].Version <= evs[0].Version || evs[4].CommitTime.IsZero() {
 		t.Fatalf("streamed insert must be newer than the snapshot: %+v", evs[4])
 	}
-	if err := h.stop(); !errors.Is(err, context.Canceled) {
+	if err := h.Stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("graceful stop returned %v", err)
 	}
 
 	// Restart: nothing already acknowledged comes again.
 	h.exec(`INSERT INTO empleados VALUES ('S-04','Iris','operario',true)`)
 	h.start()
-	evs = h.waitEvents(10)
+	evs = h.WaitEvents(10)
 	if evs[9].Op != cdc.OpInsert || evs[9].Key != "S-04" {
-		t.Fatalf("after restart: %s", summary(evs[9:]))
+		t.Fatalf("after restart: %s", cdctest.Summary(evs[9:]))
 	}
 }
 
@@ -198,10 +109,10 @@ func TestTruncateIsAnEmptySnapshot(t *testing.T) {
 	h := newHarness(t)
 	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)
 	h.start()
-	h.waitEvents(3)
+	h.WaitEvents(3)
 	h.exec(`BEGIN; TRUNCATE empleados; INSERT INTO empleados VALUES ('S-09','Bea','operario',true); COMMIT`)
-	evs := h.waitEvents(6)
-	if got := summary(evs[3:]); got != "snapshot_begin: snapshot_end: insert:S-09 " {
+	evs := h.WaitEvents(6)
+	if got := cdctest.Summary(evs[3:]); got != "snapshot_begin: snapshot_end: insert:S-09 " {
 		t.Fatalf("truncate: %s", got)
 	}
 	if evs[3].Version <= evs[0].Version || evs[3].Snapshot != evs[4].Snapshot {
@@ -213,8 +124,8 @@ func TestLostSlotTakesNewSnapshot(t *testing.T) {
 	h := newHarness(t)
 	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)
 	h.start()
-	h.waitEvents(3)
-	_ = h.stop()
+	h.WaitEvents(3)
+	_ = h.Stop()
 	// The server ends the walsender shortly after the client left.
 	devstack.Eventually(t, 10*time.Second, func() (bool, string) {
 		_, err := h.conn.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, h.cfg.Slot)
@@ -223,8 +134,8 @@ func TestLostSlotTakesNewSnapshot(t *testing.T) {
 	h.exec(`DELETE FROM empleados WHERE codigo = 'S-01'`) // lost with the slot
 	h.exec(`INSERT INTO empleados VALUES ('S-02','Luis','operario',true)`)
 	h.start()
-	evs := h.waitEvents(6)
-	if got := summary(evs[3:]); got != "snapshot_begin: snapshot:S-02 snapshot_end: " {
+	evs := h.WaitEvents(6)
+	if got := cdctest.Summary(evs[3:]); got != "snapshot_begin: snapshot:S-02 snapshot_end: " {
 		t.Fatalf("after losing the slot: %s", got)
 	}
 	if evs[3].Snapshot == evs[0].Snapshot {
@@ -237,7 +148,7 @@ func TestLostSlotTakesNewSnapshot(t *testing.T) {
 func TestIdleTableDoesNotRetainWAL(t *testing.T) {
 	h := newHarness(t)
 	h.start()
-	h.waitEvents(2)
+	h.WaitEvents(2)
 	h.exec(`CREATE TABLE otra (id serial primary key, v text)`)
 	for range 20 {
 		h.exec(`INSERT INTO otra (v) SELECT repeat('x', 1000) FROM generate_series(1, 100)`)
@@ -261,14 +172,8 @@ func TestTableWithoutKeyIsRefused(t *testing.T) {
 	h.exec(`CREATE TABLE sinclave (codigo text, rol text, activo boolean)`)
 	h.cfg.Tables = []string{"public.sinclave"}
 	h.start()
-	select {
-	case err := <-h.done:
-		h.cancel = nil
-		if err == nil || !strings.Contains(err.Error(), "public.sinclave has no primary key") {
-			t.Fatalf("error = %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("source kept running on a table without key")
+	if err := h.Exited(30 * time.Second); err == nil || !strings.Contains(err.Error(), "public.sinclave has no primary key") {
+		t.Fatalf("error = %v", err)
 	}
 }
 
@@ -283,11 +188,11 @@ func TestLeastPrivilegeRole(t *testing.T) {
 	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true)`)
 	h.cfg.ConnString = strings.Replace(h.url, "postgres://postgres@", "postgres://"+role+"@", 1)
 	h.start()
-	h.waitEvents(3)
+	h.WaitEvents(3)
 	h.exec(`UPDATE empleados SET rol = 'jefe' WHERE codigo = 'S-01'`)
-	evs := h.waitEvents(4)
+	evs := h.WaitEvents(4)
 	if evs[3].Op != cdc.OpUpdate || !strings.Contains(string(evs[3].After), `"jefe"`) {
-		t.Fatalf("least-privilege capture: %s %s", summary(evs), evs[3].After)
+		t.Fatalf("least-privilege capture: %s %s", cdctest.Summary(evs), evs[3].After)
 	}
 }
 
@@ -299,12 +204,12 @@ func TestToastedValuesNeverLeak(t *testing.T) {
 	h.exec(`ALTER TABLE empleados ALTER COLUMN bio SET STORAGE EXTERNAL`)
 	h.exec(`INSERT INTO empleados VALUES ('S-01','Ana','operario',true, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g))`)
 	h.start()
-	evs := h.waitEvents(3)
+	evs := h.WaitEvents(3)
 	if !strings.Contains(string(evs[1].After), `"bio":"`) {
 		t.Fatalf("snapshot row lacks bio: %.200s", evs[1].After)
 	}
 	h.exec(`UPDATE empleados SET rol = 'jefe' WHERE codigo = 'S-01'`)
-	evs = h.waitEvents(4)
+	evs = h.WaitEvents(4)
 	after := string(evs[3].After)
 	if strings.Contains(after, "bio") || !strings.Contains(after, `"rol":"jefe"`) {
 		t.Fatalf("update must leave the unchanged TOASTed column out: %s", after)
