@@ -134,7 +134,7 @@ func TestFaultSourceRestarts(t *testing.T) {
 			}
 			e.reconnectPG()
 		} else {
-			if err := e.stack.Ferret.Restart(ctx); err != nil {
+			if err := e.ferret.Restart(ctx); err != nil {
 				t.Fatal(err)
 			}
 			e.reconnectMongo()

@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 type env struct {
 	t       *testing.T
 	stack   *devstack.Stack
+	ferret  *devstack.Ferret
 	vars    map[string]string
 	pg      *pgx.Conn
 	mongo   *mongo.Client
@@ -73,14 +74,22 @@ func newEnv(t *testing.T) *env {
 	stack := devstack.Shared(t)
 	ctx := context.Background()
 	name := devstack.Name(t)
+	// A FerretDB of the test's own: FerretDB rescans its whole oplog on
+	// every tail poll and never prunes it, so a shared one slows every test
+	// that comes after a busy one.
+	ferret, err := devstack.StartFerret(ctx, t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ferret.Stop)
 	pgURL := stack.Database(t)
 	apiPort, _ := devstack.FreePort()
 	ingPort, _ := devstack.FreePort()
 	e := &env{
-		t: t, stack: stack, apiPort: apiPort, procs: map[string]*proc{},
+		t: t, stack: stack, ferret: ferret, apiPort: apiPort, procs: map[string]*proc{},
 		vars: map[string]string{
 			"POSTGRES_URL":             pgURL,
-			"MONGO_URI":                stack.Ferret.URI,
+			"MONGO_URI":                ferret.URI,
 			"MONGO_DB":                 name,
 			"MONGO_COLLECTION":         "orders",
 			"NATS_URL":                 stack.NATS.URL(),
@@ -98,14 +107,13 @@ func newEnv(t *testing.T) *env {
 		schema: projection.DefaultSchema(),
 	}
 	e.schema.Orders = name + ".orders"
-	var err error
 	if e.pg, err = pgx.Connect(ctx, pgURL); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.pg.Exec(ctx, devstack.EmployeesDDL); err != nil {
 		t.Fatal(err)
 	}
-	if e.mongo, err = mongo.Connect(ctx, options.Client().ApplyURI(stack.Ferret.URI)); err != nil {
+	if e.mongo, err = mongo.Connect(ctx, options.Client().ApplyURI(ferret.URI)); err != nil {
 		t.Fatal(err)
 	}
 	e.orders = e.mongo.Database(name).Collection("orders")
