@@ -6,10 +6,11 @@ import (
 	"unicode/utf8"
 )
 
-// AppendJSON appends the JSON encoding of e to buf. For an event whose After
-// and Before are compact JSON (what the sources produce) it is byte for byte
-// what encoding/json produces (FuzzAppendJSON holds it to that), without
-// reflection: publishing is on the capture hot path.
+// AppendJSON appends the JSON encoding of e to buf, without reflection:
+// publishing is on the capture hot path. It is byte for byte what
+// encoding/json produces, except that After and Before are embedded as given
+// where encoding/json would also HTML-escape them (FuzzAppendJSON holds it to
+// that).
 func (e *Event) AppendJSON(buf []byte) []byte {
 	buf = append(buf, `{"id":`...)
 	buf = AppendString(buf, e.ID)

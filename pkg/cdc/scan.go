@@ -35,6 +35,24 @@ func skipString(b []byte, i int) (int, bool, error) {
 		case c == '\\':
 			escaped = true
 			j++
+			if j >= len(b) {
+				return 0, false, errSyntax
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) {
+					return 0, false, errSyntax
+				}
+				for _, h := range b[j+1 : j+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return 0, false, errSyntax
+					}
+				}
+				j += 4
+			default:
+				return 0, false, errSyntax
+			}
 		case c < 0x20:
 			return 0, false, errSyntax
 		}
