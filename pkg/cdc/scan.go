@@ -45,7 +45,7 @@ func skipString(b []byte, i int) (int, bool, error) {
 					return 0, false, errSyntax
 				}
 				for _, h := range b[j+1 : j+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+					if !isHex(h) {
 						return 0, false, errSyntax
 					}
 				}
@@ -282,4 +282,8 @@ func init() {
 		string(OpSnapshot), string(OpSnapshotBegin), string(OpSnapshotEnd)} {
 		interned[s] = s
 	}
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
