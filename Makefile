@@ -24,12 +24,7 @@ test:
 ## fuzz: run every fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./pkg/cdc
-	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./pkg/cdc
-	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./pkg/projection
-	$(GO) test -run '^$$' -fuzz '^FuzzRow$$' -fuzztime $(FUZZTIME) ./pkg/cdc/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSON$$' -fuzztime $(FUZZTIME) ./pkg/cdc
-	$(GO) test -run '^$$' -fuzz '^FuzzExtJSON$$' -fuzztime $(FUZZTIME) ./pkg/cdc/mongo
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 ## chaos: the long fault suite (ten times the load and faults of make test)
 chaos:
