@@ -94,11 +94,13 @@ func (e *Event) Validate() error {
 	return nil
 }
 
-// Decode parses and validates an encoded Event. Field names are matched
-// exactly; unknown fields are ignored. Use a Decoder to decode many.
+// Decode parses and validates an encoded Event in one pass over its bytes
+// (scan.go): rebuilding a view from millions of events is bound by it. Field
+// names are matched exactly; unknown fields are ignored; after and before are
+// kept raw once their structure is known to be valid JSON.
 func Decode(data []byte, e *Event) error {
-	var d Decoder
-	return d.Decode(data, e)
+	*e = Event{}
+	return decodeFast(data, e)
 }
 
 // Subject returns the subject an event for collection is published on:

@@ -153,7 +153,7 @@ func stringValue(raw []byte, escaped bool) (string, error) {
 	return s, err
 }
 
-// decodeFast decodes an event in one pass; see Decoder.Decode.
+// decodeFast decodes an event in one pass; see Decode.
 func decodeFast(data []byte, ev *Event) error {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {

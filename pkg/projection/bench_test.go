@@ -26,9 +26,8 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var ev cdc.Event
-	var dec cdc.Decoder
 	for b.Loop() {
-		if err := dec.Decode(data, &ev); err != nil {
+		if err := cdc.Decode(data, &ev); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -64,10 +63,9 @@ func BenchmarkDecodeAndApply(b *testing.B) {
 	}
 	b.ReportAllocs()
 	var ev cdc.Event
-	var dec cdc.Decoder
 	i := 0
 	for b.Loop() {
-		if err := dec.Decode(data[i%len(data)], &ev); err != nil {
+		if err := cdc.Decode(data[i%len(data)], &ev); err != nil {
 			b.Fatal(err)
 		}
 		_, _ = v.Apply(&ev, uint64(i+1))

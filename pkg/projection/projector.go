@@ -24,7 +24,6 @@ import (
 type Projector struct {
 	gcRestore atomic.Int32 // 0: untouched, 1: raised for the rebuild, 2: restored
 	gcPrev    atomic.Int64
-	dec       cdc.Decoder // used by the consuming goroutine only
 	js        jetstream.JetStream
 	nc        *nats.Conn
 	view      *View
@@ -212,7 +211,7 @@ func (p *Projector) pipeline(ctx context.Context, it jetstream.MessagesContext) 
 		}
 		b.entries = append(b.entries, Entry{Seq: meta.Sequence.Stream})
 		e := &b.entries[len(b.entries)-1]
-		if err := p.dec.Decode(msg.Data(), &e.Event); err != nil {
+		if err := cdc.Decode(msg.Data(), &e.Event); err != nil {
 			// Applied as an event of no collection: the view records its
 			// sequence, and it goes to the dead letters with the reason.
 			e.Event = cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}

@@ -458,11 +458,8 @@ func (v *View) Dashboard() Dashboard {
 
 func (v *View) dashboardLocked() Dashboard {
 	d := Dashboard{
-		Titulo: v.schema.Title,
-		MetricasGlobales: Global{
-			TotalEmpleados:         len(v.employees),
-			TotalPedidosProcesados: v.orders.len(),
-		},
+		Titulo:             v.schema.Title,
+		MetricasGlobales:   v.totalsLocked(),
 		DetallePorVendedor: make([]Seller, 0, len(v.employees)),
 		Frescura:           Freshness{Secuencia: v.seq},
 	}
@@ -470,12 +467,10 @@ func (v *View) dashboardLocked() Dashboard {
 		c, a := v.commit, v.applied
 		d.Frescura.UltimoCambio, d.Frescura.Aplicado = &c, &a
 	}
-	matched := map[int32]bool{}
 	for _, e := range v.employees {
 		n := int64(0)
 		if i, ok := v.sellerIdx[e.code]; ok {
 			n = v.counts[i]
-			matched[i] = true
 		}
 		estado := "Inactivo"
 		if e.active {
@@ -483,13 +478,24 @@ func (v *View) dashboardLocked() Dashboard {
 		}
 		d.DetallePorVendedor = append(d.DetallePorVendedor, Seller{Empleado: e.code, Rol: e.role, PedidosRealizados: n, Estado: estado})
 	}
-	var matchedOrders int64
-	for i := range matched {
-		matchedOrders += v.counts[i]
-	}
-	d.MetricasGlobales.PedidosSinEmpleado = int64(v.orders.len()) - matchedOrders
 	SortSellers(d.DetallePorVendedor)
 	return d
+}
+
+// totalsLocked computes the global figures; orders of a code that several
+// employees share are counted once.
+func (v *View) totalsLocked() Global {
+	g := Global{TotalEmpleados: len(v.employees), TotalPedidosProcesados: v.orders.len()}
+	matched := make(map[int32]bool, len(v.employees))
+	var matchedOrders int64
+	for _, e := range v.employees {
+		if i, ok := v.sellerIdx[e.code]; ok && !matched[i] {
+			matched[i] = true
+			matchedOrders += v.counts[i]
+		}
+	}
+	g.PedidosSinEmpleado = int64(g.TotalPedidosProcesados) - matchedOrders
+	return g
 }
 
 // SortSellers orders the detail: most orders first, then by code.
@@ -553,5 +559,5 @@ func (v *View) Seller(code string) (Seller, bool) {
 func (v *View) Totals() Global {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.dashboardLocked().MetricasGlobales
+	return v.totalsLocked()
 }

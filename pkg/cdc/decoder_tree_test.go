@@ -7,24 +7,12 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// Decoder decodes events faster than Decode by reusing its parser's memory;
-// rebuilding a view from millions of events is bound by it. A Decoder is not
-// safe for concurrent use. It accepts exactly what Decode accepts.
-type Decoder struct {
-	p fastjson.Parser
-}
-
-// Decode parses and validates one event into ev.
-func (d *Decoder) Decode(data []byte, ev *Event) error {
+// decodeTree is the reference decoder the one-pass decoder is fuzzed
+// against (FuzzDecoders): it parses the whole event into a tree first.
+func decodeTree(data []byte, ev *Event) error {
 	*ev = Event{}
-	return decodeFast(data, ev)
-}
-
-// decodeTree is the reference decoder the fast one is fuzzed against: it
-// parses the whole event into a tree first.
-func (d *Decoder) decodeTree(data []byte, ev *Event) error {
-	*ev = Event{}
-	v, err := d.p.ParseBytes(data)
+	var p fastjson.Parser
+	v, err := p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
