@@ -23,7 +23,7 @@ type benchEnv struct {
 	logger *slog.Logger
 	dir    string
 	pg     *devstack.Postgres
-	nats   *devstack.NATS
+	nats   *natsProcess
 	ferret *devstack.Ferret
 
 	pgURL string
@@ -48,7 +48,7 @@ func (e *benchEnv) connect(ctx context.Context) error {
 	if e.mongo, err = mongo.Connect(ctx, options.Client().ApplyURI(e.ferret.URI)); err != nil {
 		return err
 	}
-	if e.nc, err = nats.Connect(e.nats.URL()); err != nil {
+	if e.nc, err = nats.Connect(e.nats.url); err != nil {
 		return err
 	}
 	e.js, err = jetstream.New(e.nc)

@@ -40,9 +40,16 @@ type benchOptions struct {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == serveNATSArg {
+		if err := serveNATS(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "nats server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o benchOptions
 	var sizes string
-	flag.IntVar(&o.runs, "runs", 3, "runs per figure (median, min and max are reported)")
+	flag.IntVar(&o.runs, "runs", 5, "runs per figure (median, min and max are reported)")
 	flag.IntVar(&o.pgRows, "pg-rows", 200_000, "rows of the bulk PostgreSQL capture")
 	flag.IntVar(&o.pgTxns, "pg-txns", 20_000, "single-row transactions of the small-transaction capture")
 	flag.IntVar(&o.mongoDocs, "mongo-docs", 20_000, "documents of the MongoDB capture")
@@ -88,11 +95,11 @@ func run(o benchOptions, logger *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = pg.Stop() }()
-	nats, err := devstack.StartNATS(filepath.Join(dir, "nats"), 0)
+	nats, err := startNATSProcess(ctx, filepath.Join(dir, "nats"))
 	if err != nil {
 		return err
 	}
-	defer nats.Stop()
+	defer nats.stop()
 	ferret, err := devstack.StartFerret(ctx, filepath.Join(dir, "ferret"), 0)
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ func (e *benchEnv) startAPIPolling(stream, prefix string, every time.Duration) (
 		return nil, err
 	}
 	cmd := exec.Command(e.o.apiBin) //nolint:gosec,noctx // the binary under test
-	cmd.Env = append(os.Environ(), "NATS_URL="+e.nats.URL(), "NATS_STREAM="+stream, "NATS_SUBJECT_PREFIX="+prefix,
+	cmd.Env = append(os.Environ(), "NATS_URL="+e.nats.url, "NATS_STREAM="+stream, "NATS_SUBJECT_PREFIX="+prefix,
 		"NATS_METRICS_PREFIX=", "PORT="+strconv.Itoa(port), "LOG_LEVEL=warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

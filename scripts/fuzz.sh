@@ -23,6 +23,7 @@ done <<'TARGETS'
 pkg/cdc FuzzDecodeEvent
 pkg/cdc FuzzDecoders
 pkg/cdc FuzzAppendJSON
+pkg/cdc FuzzLookup
 pkg/projection FuzzApply
 pkg/cdc/postgres FuzzRow
 pkg/cdc/mongo FuzzExtJSON

@@ -117,18 +117,52 @@ func skipValue(b []byte, i int, depth int) (int, error) {
 		return literal(b, i, "false")
 	case c == 'n':
 		return literal(b, i, "null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		j := i + 1
-		for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
-			j++
-		}
-		if !json.Valid(b[i:j]) {
-			return 0, errSyntax
-		}
-		return j, nil
+	case c == '-' || isDigit(c):
+		return skipNumber(b, i)
 	}
 	return 0, errSyntax
 }
+
+// skipNumber returns the index after the JSON number (RFC 8259 section 6)
+// starting at b[i]; what follows is the caller's to check.
+func skipNumber(b []byte, i int) (int, error) {
+	digits := func(j int) (int, error) {
+		if j >= len(b) || !isDigit(b[j]) {
+			return 0, errSyntax
+		}
+		for j < len(b) && isDigit(b[j]) {
+			j++
+		}
+		return j, nil
+	}
+	j := i
+	if b[j] == '-' {
+		j++
+	}
+	var err error
+	if j < len(b) && b[j] == '0' {
+		j++
+	} else if j, err = digits(j); err != nil {
+		return 0, err
+	}
+	if j < len(b) && b[j] == '.' {
+		if j, err = digits(j + 1); err != nil {
+			return 0, err
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if j, err = digits(j); err != nil {
+			return 0, err
+		}
+	}
+	return j, nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func literal(b []byte, i int, lit string) (int, error) {
 	if bytes.HasPrefix(b[i:], []byte(lit)) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -146,17 +147,50 @@ func (p *Projector) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create ordered consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	pl := p.newPipeline()
+	defer pl.close()
+	// The ordered consumer recreates itself after missed heartbeats, a
+	// deleted consumer or a reconnect; any other error ends this consumer
+	// and Run starts a new one after the last applied sequence.
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if err := pl.add(msg); err != nil {
+			fail(err)
+		}
+	}, jetstream.PullMaxMessages(4096), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders) {
+			p.opts.logger.Warn("ordered consumer interrupted; it resumes by itself", "err", err)
+			return
+		}
+		fail(err)
+	}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	defer it.Stop()
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	return p.pipeline(ctx, it)
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+	}
+	cc.Stop()
+	select {
+	case <-cc.Closed():
+	case <-time.After(stopTimeout):
+		p.opts.logger.Warn("consumer did not stop in time", "timeout", stopTimeout)
+	}
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	return nil
 }
+
+// stopTimeout bounds the wait for the consumer's last callback on stop.
+const stopTimeout = 5 * time.Second
 
 // batchSize bounds how many events are decoded ahead of the view.
 const batchSize = 256
@@ -166,64 +200,87 @@ type batch struct {
 	data    [][]byte
 }
 
-// pipeline decodes messages on this goroutine while another applies the
-// previous batch to the view: rebuilding from millions of events uses both
-// cores. A batch is handed over when full or as soon as the stream has
-// nothing more pending, so following the live stream adds no latency.
-func (p *Projector) pipeline(ctx context.Context, it jetstream.MessagesContext) error {
-	full := make(chan *batch, 2)
-	free := make(chan *batch, 3)
+// pipeline decodes messages on the consumer's delivery goroutine while
+// another goroutine applies the previous batch to the view: rebuilding from
+// millions of events uses both cores. A batch is handed over when full or as
+// soon as the stream has nothing more pending, so following the live stream
+// adds no latency.
+type pipeline struct {
+	p    *Projector
+	full chan *batch
+	free chan *batch
+	done chan struct{}
+
+	mu sync.Mutex // the consumer may overlap two callbacks across a reset
+	b  *batch
+}
+
+func (p *Projector) newPipeline() *pipeline {
+	pl := &pipeline{p: p, full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{})}
 	for range 3 {
-		free <- &batch{entries: make([]Entry, 0, batchSize), data: make([][]byte, 0, batchSize)}
+		pl.free <- &batch{entries: make([]Entry, 0, batchSize), data: make([][]byte, 0, batchSize)}
 	}
-	done := make(chan struct{})
+	pl.b = <-pl.free
 	go func() {
-		defer close(done)
-		for b := range full {
+		defer close(pl.done)
+		for b := range pl.full {
 			p.applyBatch(b)
 			b.entries, b.data = b.entries[:0], b.data[:0]
-			free <- b
+			pl.free <- b
 		}
 	}()
-	defer func() {
-		close(full)
-		<-done
-	}()
+	return pl
+}
 
-	b := <-free
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if len(b.entries) > 0 {
-				full <- b
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("next message: %w", err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			if len(b.entries) > 0 {
-				full <- b
-			}
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		b.entries = append(b.entries, Entry{Seq: meta.Sequence.Stream})
-		e := &b.entries[len(b.entries)-1]
-		if err := cdc.Decode(msg.Data(), &e.Event); err != nil {
-			// Applied as an event of no collection: the view records its
-			// sequence, and it goes to the dead letters with the reason.
-			e.Event = cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}
-			e.Err = err
-		}
-		b.data = append(b.data, msg.Data())
-		if len(b.entries) == batchSize || meta.NumPending == 0 {
-			metricPending.Set(float64(meta.NumPending))
-			full <- b
-			b = <-free
-		}
+// add decodes msg into the current batch. After an error, or once closed,
+// it takes nothing more: the next consumer starts after the last event
+// taken, so nothing is skipped.
+func (pl *pipeline) add(msg jetstream.Msg) error {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	b := pl.b
+	if b == nil {
+		return nil
 	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		pl.stopLocked()
+		return fmt.Errorf("message metadata: %w", err)
+	}
+	b.entries = append(b.entries, Entry{Seq: meta.Sequence.Stream})
+	e := &b.entries[len(b.entries)-1]
+	if err := cdc.Decode(msg.Data(), &e.Event); err != nil {
+		// Applied as an event of no collection: the view records its
+		// sequence, and it goes to the dead letters with the reason.
+		e.Event = cdc.Event{ID: "invalid", CommitTime: meta.Timestamp}
+		e.Err = err
+	}
+	b.data = append(b.data, msg.Data())
+	if len(b.entries) == batchSize || meta.NumPending == 0 {
+		metricPending.Set(float64(meta.NumPending))
+		pl.full <- b
+		pl.b = <-pl.free
+	}
+	return nil
+}
+
+// close applies what is left and waits for the applying goroutine.
+func (pl *pipeline) close() {
+	pl.mu.Lock()
+	pl.stopLocked()
+	pl.mu.Unlock()
+	<-pl.done
+}
+
+func (pl *pipeline) stopLocked() {
+	if pl.b == nil {
+		return
+	}
+	if len(pl.b.entries) > 0 {
+		pl.full <- pl.b
+	}
+	pl.b = nil
+	close(pl.full)
 }
 
 func (p *Projector) applyBatch(b *batch) {

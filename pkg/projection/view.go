@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/reportes/reportes/pkg/cdc"
 )
 
@@ -62,7 +60,6 @@ type pendingSnapshot struct {
 type View struct {
 	schema     Schema
 	sellerPath []string
-	parser     fastjson.Parser // used under mu
 
 	mu        sync.RWMutex
 	employees map[string]*employee
@@ -240,10 +237,10 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 		}
 		return Change{}, nil
 	}
-	code, problem := sellerOf(&v.parser, ev.After, v.sellerPath)
+	code, problem := sellerOf(ev.After, v.sellerPath)
 	idx := int32(noSeller)
 	if problem == "" {
-		idx = v.intern(code)
+		idx = v.internBytes(code)
 	}
 	var ch Change
 	if exists {
@@ -257,7 +254,7 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 	if idx != noSeller {
 		v.counts[idx]++
 		v.assigned++
-		ch.Sellers = append(ch.Sellers, code)
+		ch.Sellers = append(ch.Sellers, v.sellers[idx])
 	}
 	return ch, v.problem(ev, problem)
 }
@@ -296,6 +293,15 @@ func (v *View) intern(code string) int32 {
 	v.counts = append(v.counts, 0)
 	v.sellerIdx[code] = i
 	return i
+}
+
+// internBytes is intern for a code read from a document: it copies the
+// code only the first time it is seen.
+func (v *View) internBytes(code []byte) int32 {
+	if i, ok := v.sellerIdx[string(code)]; ok {
+		return i
+	}
+	return v.intern(string(code))
 }
 
 func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
@@ -378,29 +384,25 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 
 // sellerOf finds the seller code at path in an order document. It returns a
 // reason when there is no usable code.
-func sellerOf(p *fastjson.Parser, doc json.RawMessage, path []string) (string, string) {
-	v, err := p.ParseBytes(doc)
+func sellerOf(doc json.RawMessage, path []string) ([]byte, string) {
+	raw, found, err := cdc.Lookup(doc, path)
+	switch {
+	case err != nil:
+		return nil, "order is not valid JSON"
+	case found == 0 && raw[0] != '{':
+		return nil, "order is not a JSON object"
+	case found < len(path) && raw[0] != '{':
+		return nil, fmt.Sprintf("order field %q is not a document", joinPath(path[:found]))
+	case found < len(path):
+		return nil, fmt.Sprintf("order has no seller field %q", joinPath(path))
+	case raw[0] != '"':
+		return nil, fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), raw)
+	}
+	code, err := cdc.StringBytes(raw)
 	if err != nil {
-		return "", "order is not valid JSON"
+		return nil, fmt.Sprintf("order seller field %q: %v", joinPath(path), err)
 	}
-	if v.Type() != fastjson.TypeObject {
-		return "", "order is not a JSON object"
-	}
-	for i, key := range path {
-		if v.Type() != fastjson.TypeObject {
-			return "", fmt.Sprintf("order field %q is not a document", joinPath(path[:i]))
-		}
-		next := v.Get(key)
-		if next == nil {
-			return "", fmt.Sprintf("order has no seller field %q", joinPath(path))
-		}
-		v = next
-	}
-	if v.Type() != fastjson.TypeString {
-		return "", fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), v.String())
-	}
-	b, _ := v.StringBytes()
-	return string(b), ""
+	return code, ""
 }
 
 func joinPath(p []string) string {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/reportes/reportes/pkg/cdc"
 )
 
@@ -198,13 +196,16 @@ func TestSellerPath(t *testing.T) {
 		{`{"vendedor":{"$oid":"abc"}}`, "vendedor", "", true},
 		{`[1,2]`, "vendedor", "", true},
 		{`{}`, "vendedor", "", true},
+		{`{"vendedor":"S-\u00e9","vendedor":"S-3"}`, "vendedor", "S-3", false},
+		{`{"vendedor":"S-\u00e9"}`, "vendedor", "S-é", false},
+		{`{"vendedor":"S-1"`, "vendedor", "", true},
+		{`"S-1"`, "vendedor", "", true},
 	}
 	for _, tt := range tests {
 		s := DefaultSchema()
 		s.SellerField = tt.path
-		var p fastjson.Parser
-		got, problem := sellerOf(&p, json.RawMessage(tt.doc), s.sellerPath())
-		if got != tt.want || (problem != "") != tt.problem {
+		code, problem := sellerOf(json.RawMessage(tt.doc), s.sellerPath())
+		if got := string(code); got != tt.want || (problem != "") != tt.problem {
 			t.Errorf("sellerOf(%s, %s) = %q, %q; want %q, problem %t", tt.doc, tt.path, got, problem, tt.want, tt.problem)
 		}
 	}
