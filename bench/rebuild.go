@@ -146,5 +146,55 @@ func (e *benchEnv) rebuildFigure(ctx context.Context, rep *report) error {
 	rep.add(row{figure: "Rebuild: CPU per event in the consuming process (µs)", ours: summarize(oursCPU), ref: summarize(bareCPU),
 		refName: "bare JetStream ordered consumer", ratios: ratios(oursCPU, bareCPU),
 		note: "the NATS server, in its own process, needs about as much again on the other core"})
+	return e.restartFigure(ctx, rep, stream, prefix, n, ours)
+}
+
+// restartFigure times a fresh api process that starts from the view
+// snapshot its predecessor saved when it was stopped (the default
+// deployment), on the same stream as the rebuild.
+func (e *benchEnv) restartFigure(ctx context.Context, rep *report, stream, prefix string, n int, rebuild []float64) error {
+	bucket := e.name("snapshots")
+	env := []string{"VIEW_SNAPSHOT_BUCKET=" + bucket, "VIEW_SNAPSHOT_INTERVAL=1h"}
+	api, err := e.startAPIPolling(stream, prefix, 5*time.Millisecond, env...)
+	if err != nil {
+		return err
+	}
+	if err := api.terminate(); err != nil {
+		return fmt.Errorf("stop the api that saves the snapshot: %w", err)
+	}
+	obj, err := e.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("snapshot bucket: %w", err)
+	}
+	infos, err := obj.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(infos) != 1 {
+		return fmt.Errorf("want one snapshot saved on stop, have %d", len(infos))
+	}
+	var ours, full []float64
+	for i := range e.o.runs {
+		start := time.Now()
+		api, err := e.startAPIPolling(stream, prefix, time.Millisecond, env...)
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		d, err := getDashboard(api.url + "/reportes/dashboard")
+		api.stop()
+		if err != nil {
+			return err
+		}
+		if got := d.MetricasGlobales.TotalPedidosProcesados; got+1000 != n {
+			return fmt.Errorf("view restored from the snapshot holds %d orders, want %d", got, n-1000)
+		}
+		ours = append(ours, float64(took.Milliseconds()))
+		full = append(full, float64(n)/rebuild[i%len(rebuild)]*1000)
+		e.logger.Info("restart run", "ms", took.Milliseconds(), "snapshot_bytes", infos[0].Size)
+	}
+	rep.add(row{figure: fmt.Sprintf("Restart: a fresh api process from start to ready with the view snapshot its predecessor saved, %d events in the stream (ms)", n),
+		ours: summarize(ours), ref: summarize(full), refName: "full rebuild above", ratios: ratios(ours, full), unit: "ms",
+		note: fmt.Sprintf("snapshot of %.1f MB in a JetStream object store (VIEW_SNAPSHOT_BUCKET); the rebuild figure is measured with snapshots off", float64(infos[0].Size)/1e6)})
 	return nil
 }

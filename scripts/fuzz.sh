@@ -25,6 +25,7 @@ pkg/cdc FuzzDecoders
 pkg/cdc FuzzAppendJSON
 pkg/cdc FuzzLookup
 pkg/projection FuzzApply
+pkg/projection FuzzRestore
 pkg/cdc/postgres FuzzRow
 pkg/cdc/mongo FuzzExtJSON
 TARGETS

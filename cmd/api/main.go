@@ -75,6 +75,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		projection.WithMetricUpdates(cfg.MetricsPrefix),
 		projection.WithDeadLetters(cfg.DeadLetter),
 		projection.WithLogger(logger),
+		projection.WithSnapshots(cfg.SnapshotBucket, cfg.SnapshotInterval),
 	}
 	var table *pgview.Writer
 	if cfg.ViewTable != "" {

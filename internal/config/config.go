@@ -46,6 +46,8 @@ type Config struct {
 	APIToken         string
 	ViewTable        string
 	ViewPostgresURL  string
+	SnapshotBucket   string
+	SnapshotInterval time.Duration
 	NatsCreds        string
 	NatsTLSCA        string
 	NatsTLSCert      string
@@ -91,6 +93,8 @@ var Vars = []Var{
 	{"DASHBOARD_TITLE", "Dashboard Operativo - Sprint 4", "dashboard titulo"},
 	{"VIEW_TABLE", "", "when set (schema.table), the API also keeps a copy of the dashboard in this PostgreSQL table"},
 	{"VIEW_POSTGRES_URL", "", "database of VIEW_TABLE (default: the employees database)"},
+	{"VIEW_SNAPSHOT_BUCKET", "reportes_view", "JetStream object store bucket of view snapshots, from which the API starts instead of replaying the whole stream (empty: off)"},
+	{"VIEW_SNAPSHOT_INTERVAL", "1m", "how often the API saves a view snapshot once ready, and when it stops (0: off)"},
 	{"API_TOKEN", "", "when set, every endpoint but /healthz and /readyz requires Authorization: Bearer <token>"},
 	{"NATS_CREDS", "", "NATS credentials file (JWT and NKey)"},
 	{"NATS_TLS_CA", "", "CA certificate file to verify the NATS server"},
@@ -162,6 +166,7 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		APIToken:         get("API_TOKEN"),
 		ViewTable:        get("VIEW_TABLE"),
 		ViewPostgresURL:  get("VIEW_POSTGRES_URL"),
+		SnapshotBucket:   get("VIEW_SNAPSHOT_BUCKET"),
 		NatsCreds:        get("NATS_CREDS"),
 		NatsTLSCA:        get("NATS_TLS_CA"),
 		NatsTLSCert:      get("NATS_TLS_CERT"),
@@ -236,6 +241,11 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		bad("NATS_DUPLICATE_WINDOW", "a positive duration like 2m")
 	} else {
 		c.Duplicates = d
+	}
+	if d, err := time.ParseDuration(get("VIEW_SNAPSHOT_INTERVAL")); err != nil || d < 0 {
+		bad("VIEW_SNAPSHOT_INTERVAL", "a duration like 1m, or 0 to disable")
+	} else {
+		c.SnapshotInterval = d
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
 		bad("LOG_LEVEL", "debug, info, warn or error")

@@ -120,3 +120,32 @@ func BenchmarkServeCachedDashboard(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshot: encoding and restoring a view of 1,000,000 orders over
+// 1,000 sellers.
+func BenchmarkSnapshot(b *testing.B) {
+	v, _ := NewView(DefaultSchema())
+	for i := range 1_000_000 {
+		var ev cdc.Event
+		if err := cdc.Decode(orderEvent(i), &ev); err != nil {
+			b.Fatal(err)
+		}
+		_, _ = v.Apply(&ev, uint64(i+1))
+	}
+	data, _ := v.Snapshot()
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			v.Snapshot()
+		}
+	})
+	b.Run("restore", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			w, _ := NewView(DefaultSchema())
+			if _, err := w.Restore(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

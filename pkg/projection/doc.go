@@ -28,4 +28,13 @@
 // snapshot began, that the snapshot did not contain and that no later change
 // touched, are removed when the snapshot ends. That is how a view survives a
 // source position lost and re-snapshotted.
+//
+// # View snapshots
+//
+// [View.Snapshot] encodes the view's state at its stream sequence and
+// [View.Restore] loads it into an empty view: applying the events after that
+// sequence then gives exactly the view a full replay gives (tested on random
+// histories). With [WithSnapshots] the [Projector] keeps one in a JetStream
+// object store and starts from it; a snapshot that does not fit the stream or
+// the schema is ignored and the view rebuilt from the stream.
 package projection

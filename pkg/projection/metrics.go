@@ -22,6 +22,14 @@ var (
 		Name: "reportes_projection_ready",
 		Help: "1 once the view caught up with the stream.",
 	})
+	metricSnapshots = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_projection_snapshots_total",
+		Help: "View snapshots by result: saved, save_failed, restored, restore_failed.",
+	}, []string{"result"})
+	metricSnapshotBytes = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "reportes_projection_snapshot_bytes",
+		Help: "Size of the last view snapshot saved.",
+	})
 	metricLag = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "reportes_projection_end_to_end_lag_seconds",
 		Help:    "Time from the source commit of a change to its application to the view.",

@@ -31,6 +31,8 @@ type Projector struct {
 	opts      projectorOptions
 	ready     atomic.Bool
 	target    atomic.Uint64
+	snaps     *snapshots // nil without WithSnapshots
+	restored  bool       // a restore was attempted
 }
 
 type projectorOptions struct {
@@ -40,6 +42,8 @@ type projectorOptions struct {
 	metricsPrefix string
 	deadLetter    string
 	logger        *slog.Logger
+	snapBucket    string
+	snapEvery     time.Duration
 }
 
 // Option configures a Projector.
@@ -65,6 +69,17 @@ func WithDeadLetters(subject string) Option {
 	return func(o *projectorOptions) { o.deadLetter = subject }
 }
 
+// WithSnapshots keeps a snapshot of the view in the JetStream object store
+// bucket, saved every interval once the view is ready and when Run stops,
+// and starts from the latest one instead of replaying the whole stream; the
+// events after it are replayed as usual. A snapshot that does not fit (an
+// earlier stream of the same name, another schema, a corrupt object) is
+// logged and ignored: the view is then rebuilt from the stream. Empty bucket
+// or interval 0 disables snapshots.
+func WithSnapshots(bucket string, interval time.Duration) Option {
+	return func(o *projectorOptions) { o.snapBucket, o.snapEvery = bucket, interval }
+}
+
 // WithOnApplied calls fn after every batch of events applied to the view
 // (from the applying goroutine; fn must not block).
 func WithOnApplied(fn func()) Option { return func(o *projectorOptions) { o.onApplied = fn } }
@@ -85,7 +100,11 @@ func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error)
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
-	return &Projector{js: js, nc: nc, view: view, opts: o}, nil
+	p := &Projector{js: js, nc: nc, view: view, opts: o}
+	if o.snapBucket != "" && o.snapEvery > 0 {
+		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.stream, o.subjectPrefix, view)
+	}
+	return p, nil
 }
 
 // Ready reports whether the view has caught up with the stream as it was
@@ -98,6 +117,14 @@ func (p *Projector) View() *View { return p.view }
 // Run consumes until ctx ends; it returns nil then. It retries when the
 // stream is not there yet (the ingestor creates it).
 func (p *Projector) Run(ctx context.Context) error {
+	if p.snaps != nil {
+		saver := make(chan struct{})
+		go func() {
+			defer close(saver)
+			p.saveSnapshots(ctx)
+		}()
+		defer func() { <-saver }()
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		err := p.consume(ctx)
@@ -127,6 +154,13 @@ func (p *Projector) consume(ctx context.Context) error {
 	info, err := stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream info: %w", err)
+	}
+	if p.snaps != nil {
+		p.snaps.consuming(info)
+		if !p.restored && p.view.Seq() == 0 {
+			p.restored = true
+			p.restoreSnapshot(ctx, info)
+		}
 	}
 	p.target.Store(info.State.LastSeq)
 	if info.State.LastSeq <= p.view.Seq() {
@@ -370,5 +404,60 @@ func (p *Projector) publishMetrics(ch Change, seq uint64) {
 	body, _ := json.Marshal(GlobalUpdate{Seq: seq, Global: p.view.Totals()})
 	if err := p.nc.Publish(p.opts.metricsPrefix+".global", body); err != nil {
 		p.opts.logger.Error("publish metric update", "err", err)
+	}
+}
+
+func (p *Projector) restoreSnapshot(ctx context.Context, info *jetstream.StreamInfo) {
+	start := time.Now()
+	ok, err := p.snaps.restore(ctx, p.js, info, p.view)
+	switch {
+	case err != nil:
+		metricSnapshots.WithLabelValues("restore_failed").Inc()
+		p.opts.logger.Warn("view snapshot not used; rebuilding from the stream", "err", err)
+	case !ok:
+		p.opts.logger.Info("no view snapshot yet; rebuilding from the stream", "bucket", p.snaps.bucket)
+	default:
+		metricSnapshots.WithLabelValues("restored").Inc()
+		p.opts.logger.Info("view restored from its snapshot", "seq", p.view.Seq(), "stream_last_seq", info.State.LastSeq,
+			"took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// saveSnapshots saves a snapshot every interval once the view is ready,
+// and a last one when ctx ends.
+func (p *Projector) saveSnapshots(ctx context.Context) {
+	t := time.NewTicker(p.snaps.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if p.ready.Load() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotStopTimeout)
+				p.saveSnapshot(sctx)
+				cancel()
+			}
+			return
+		case <-t.C:
+			if p.ready.Load() {
+				p.saveSnapshot(ctx)
+			}
+		}
+	}
+}
+
+// snapshotStopTimeout bounds the last save when the projector stops.
+const snapshotStopTimeout = 10 * time.Second
+
+func (p *Projector) saveSnapshot(ctx context.Context) {
+	start := time.Now()
+	seq, size, err := p.snaps.save(ctx, p.js, p.view)
+	switch {
+	case err != nil:
+		metricSnapshots.WithLabelValues("save_failed").Inc()
+		p.opts.logger.Warn("view snapshot not saved", "err", err)
+	case seq > 0:
+		metricSnapshots.WithLabelValues("saved").Inc()
+		metricSnapshotBytes.Set(float64(size))
+		p.opts.logger.Debug("view snapshot saved", "seq", seq, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
 	}
 }

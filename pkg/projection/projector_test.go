@@ -1,0 +1,196 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/reportes/reportes/internal/devstack"
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// snapshotHarness is a NATS server with a stream of change events.
+type snapshotHarness struct {
+	t      *testing.T
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream string
+	seq    int
+}
+
+func newSnapshotHarness(t *testing.T) *snapshotHarness {
+	t.Helper()
+	srv, err := devstack.StartNATS(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	h := &snapshotHarness{t: t, nc: nc, js: js, stream: "SNAP"}
+	if _, err := cdc.EnsureStream(context.Background(), js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// publish appends orders for sellers S-00..S-04, and the employees once.
+func (h *snapshotHarness) publish(orders int) {
+	h.t.Helper()
+	ctx := context.Background()
+	pub := func(ev *cdc.Event) {
+		data, _ := json.Marshal(ev)
+		subj := cdc.Subject("snap.cdc", ev.Source, ev.Collection)
+		if _, err := h.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.ID)); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if h.seq == 0 {
+		for i := range 5 {
+			pub(emp(cdc.OpInsert, fmt.Sprintf("S-%02d", i), "vendedor", true, 1))
+		}
+	}
+	for range orders {
+		h.seq++
+		pub(ord(cdc.OpInsert, fmt.Sprintf("%024x", h.seq), fmt.Sprintf(`"S-%02d"`, h.seq%5), uint64(h.seq)))
+	}
+}
+
+// run starts a projector with snapshots on a fresh view and waits until it
+// is ready; stop stops it (saving a last snapshot).
+func (h *snapshotHarness) run(opts ...Option) (p *Projector, stop func()) {
+	h.t.Helper()
+	v, _ := NewView(DefaultSchema())
+	opts = append([]Option{WithStream(h.stream), WithSubjectPrefix("snap.cdc"), WithSnapshots("snapshots", time.Hour)}, opts...)
+	p, err := NewProjector(h.nc, v, opts...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	devstack.Eventually(h.t, 30*time.Second, func() (bool, string) { return p.Ready(), "projector not ready" })
+	return p, func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Error(err)
+		}
+	}
+}
+
+func (h *snapshotHarness) lastSeq() uint64 {
+	s, _ := h.js.Stream(context.Background(), h.stream)
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// TestProjectorSnapshots: a projector saves its view when it stops; the
+// next one starts from that snapshot, replays only what came after, and
+// ends with the view a full replay builds.
+func TestProjectorSnapshots(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(500)
+	restored := metricValue(t, "restored")
+	first, stop := h.run()
+	stop()
+	if got := metricValue(t, "restored") - restored; got != 0 {
+		t.Fatalf("restored %v snapshots with an empty bucket", got)
+	}
+
+	h.publish(200)
+	applied := counterValue(t, metricApplied)
+	second, stop := h.run()
+	if got := second.View().Seq(); got != h.lastSeq() {
+		t.Fatalf("view at %d, stream at %d", got, h.lastSeq())
+	}
+	// The view started at the snapshot: it applied only the new events.
+	if got := counterValue(t, metricApplied) - applied; got != 200 {
+		t.Fatalf("applied %v events, want the 200 after the snapshot", got)
+	}
+	if first.View().Seq() != 505 {
+		t.Fatalf("first view at %d, want 505", first.View().Seq())
+	}
+	full, _ := NewView(DefaultSchema())
+	replayAll(t, h, full)
+	if a, b := fmt.Sprint(state(second.View())), fmt.Sprint(state(full)); a != b {
+		t.Fatalf("view from snapshot + tail differs from a full replay:\n%s\n%s", a, b)
+	}
+	if got := metricValue(t, "restored") - restored; got != 1 {
+		t.Fatalf("snapshots restored = %v, want 1", got)
+	}
+	stop()
+}
+
+// TestProjectorSnapshotOfAnotherStream: a snapshot of an earlier stream of
+// the same name is not used.
+func TestProjectorSnapshotOfAnotherStream(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(100)
+	_, stop := h.run()
+	stop()
+	ctx := context.Background()
+	if err := h.js.DeleteStream(ctx, h.stream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cdc.EnsureStream(ctx, h.js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
+		t.Fatal(err)
+	}
+	h.seq = 0
+	h.publish(10)
+	failed := metricValue(t, "restore_failed")
+	p, stop := h.run()
+	defer stop()
+	if got := p.View().Totals().TotalPedidosProcesados; got != 10 {
+		t.Fatalf("view holds %d orders, want the new stream's 10", got)
+	}
+	if got := metricValue(t, "restore_failed") - failed; got != 1 {
+		t.Fatalf("snapshots refused = %v, want 1", got)
+	}
+}
+
+// replayAll applies the whole stream to v, as a projector without
+// snapshots would.
+func replayAll(t *testing.T, h *snapshotHarness, v *View) {
+	t.Helper()
+	s, _ := h.js.Stream(context.Background(), h.stream)
+	last := h.lastSeq()
+	for seq := uint64(1); seq <= last; seq++ {
+		msg, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev cdc.Event
+		if err := cdc.Decode(msg.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = v.Apply(&ev, seq)
+	}
+}
+
+func metricValue(t *testing.T, result string) float64 {
+	t.Helper()
+	return counterValue(t, metricSnapshots.WithLabelValues(result))
+}
+
+func counterValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := c.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
