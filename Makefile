@@ -34,7 +34,7 @@ chaos:
 bench: build
 	mkdir -p bench/out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/... | tee bench/out/hotpaths.txt
-	$(GO) run ./bench -api bin/api -hotpaths bench/out/hotpaths.txt -out bench/results.md
+	$(GO) run ./bench -api bin/api -ingestor bin/ingestor -hotpaths bench/out/hotpaths.txt -out bench/results.md
 
 ## lint: go vet and golangci-lint (pinned in .golangci.yml)
 lint:

@@ -23,20 +23,21 @@ import (
 )
 
 type benchOptions struct {
-	runs       int
-	pgRows     int
-	pgTxns     int
-	mongoDocs  int
-	changes    int
-	viewOrders []int
-	rebuild    int
-	recountMax int
-	wrkSecs    int
-	apiBin     string
-	out        string
-	cpuprofile string
-	only       string
-	hotpaths   string
+	runs        int
+	pgRows      int
+	pgTxns      int
+	mongoDocs   int
+	changes     int
+	viewOrders  []int
+	rebuild     int
+	recountMax  int
+	wrkSecs     int
+	apiBin      string
+	ingestorBin string
+	out         string
+	cpuprofile  string
+	only        string
+	hotpaths    string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.recountMax, "recount-max", 1_000_000, "largest order count the original recount is timed at")
 	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
 	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
+	flag.StringVar(&o.ingestorBin, "ingestor", "bin/ingestor", "ingestor binary")
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
 	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")

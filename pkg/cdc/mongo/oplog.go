@@ -39,8 +39,16 @@ func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub *cdc.Pu
 			return s.tail(ctx, client, oplog, pub, *st.OplogTS)
 		}
 		reason = "position_lost"
-		s.cfg.Logger.Warn("oplog no longer holds the saved position (it rolled over while we were away); taking a new snapshot",
-			"saved", st.OplogTS, "oldest", oldest)
+		if *st.OplogTS == (oplogTS{}) {
+			// The snapshot was taken while the oplog was empty and nothing
+			// was tailed since: whether entries were pruned meanwhile
+			// cannot be told, so the snapshot is taken again.
+			s.cfg.Logger.Warn("no oplog position to resume from (the oplog was empty at the last snapshot); taking a new snapshot",
+				"oldest", oldest)
+		} else {
+			s.cfg.Logger.Warn("oplog no longer holds the saved position (it rolled over while we were away); taking a new snapshot",
+				"saved", st.OplogTS, "oldest", oldest)
+		}
 	} else if found {
 		reason = "incomplete"
 	}
@@ -82,14 +90,89 @@ func edgeTS(ctx context.Context, oplog *mongo.Collection, dir int) (*oplogTS, er
 // oplogBatch is the batch size of the oplog cursor.
 const oplogBatch = 1000
 
-// tail follows the oplog from (exclusive). It uses plain tailable cursors
-// polled every PollInterval, reopened whenever the server closes them:
-// some compatible servers close a tailable cursor whose first batch is short,
-// and misbehave with awaitData.
+// entries is what the oplog reader hands to the publishing loop: a batch of
+// entries in oplog order, or the error that ended the reading.
+type entries struct {
+	list []oplogEntry
+	err  error
+}
+
+// tail follows the oplog from (exclusive). One goroutine reads the oplog
+// while this one publishes the previous batch, so the server prepares the
+// next batch while the last is converted and published: reading a backlog
+// then goes at the pace of the server alone.
 func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Collection, pub *cdc.Publisher, from oplogTS) error {
 	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
+	rctx, stop := context.WithCancel(ctx)
+	batches := make(chan entries, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.readOplog(rctx, oplog, from, batches)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
 	s.streaming.Store(true)
+	idle := time.NewTicker(time.Second) // saves positions while nothing arrives
+	defer idle.Stop()
+	for {
+		var b entries
+		select {
+		case <-ctx.Done():
+			return sv.final(pub)
+		case <-idle.C:
+			if err := pub.Err(); err != nil {
+				return err
+			}
+			if err := sv.maybeSave(ctx, false); err != nil {
+				return err
+			}
+			continue
+		case b = <-batches:
+		}
+		if b.err != nil {
+			if ctx.Err() != nil {
+				return sv.final(pub)
+			}
+			return b.err
+		}
+		for _, e := range b.list {
+			if err := s.entry(ctx, coll, pub, e, 0); err != nil {
+				return err
+			}
+		}
+		last := b.list[len(b.list)-1].TS
+		next := &state{Mode: ModeOplog, SnapshotDone: true, Snapshot: sv.last.Snapshot, OplogTS: &oplogTS{T: last.T, I: last.I}}
+		if err := pub.AfterAcked(ctx, func() { s.acked.Store(next) }); err != nil {
+			return err
+		}
+		if err := pub.Err(); err != nil {
+			return err
+		}
+		if err := sv.maybeSave(ctx, false); err != nil {
+			return err
+		}
+	}
+}
+
+// readOplog reads the oplog after from and sends the entries of the
+// collection (and of transactions) to out in batches, until ctx ends or
+// reading fails (the error is sent). It uses plain tailable cursors polled
+// every PollInterval, reopened whenever the server closes them: some
+// compatible servers close a tailable cursor whose first batch is short,
+// and misbehave with awaitData.
+func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from oplogTS, out chan<- entries) {
+	send := func(b entries) bool {
+		select {
+		case out <- b:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	pos := from
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -102,11 +185,8 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 	for {
 		select {
 		case <-ctx.Done():
-			return sv.final(pub)
+			return
 		case <-timer.C:
-		}
-		if err := pub.Err(); err != nil {
-			return err
 		}
 		if cur == nil {
 			filter := bson.D{
@@ -114,52 +194,39 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 				{Key: "ns", Value: bson.D{{Key: "$in", Value: bson.A{s.ns, "admin.$cmd"}}}},
 			}
 			var err error
-			cur, err = oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(oplogBatch))
-			if err != nil {
-				if ctx.Err() != nil {
-					return sv.final(pub)
-				}
-				return fmt.Errorf("open oplog cursor after %s: %w", pos, err)
+			if cur, err = oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(oplogBatch)); err != nil {
+				send(entries{err: fmt.Errorf("open oplog cursor after %s: %w", pos, err)})
+				return
 			}
 		}
-		n := 0
-		for cur.TryNext(ctx) {
+		var b entries
+		for len(b.list) < oplogBatch && cur.TryNext(ctx) {
 			var e oplogEntry
 			if err := cur.Decode(&e); err != nil {
-				return fmt.Errorf("decode oplog entry after %s: %w", pos, err)
+				send(entries{err: fmt.Errorf("decode oplog entry after %s: %w", pos, err)})
+				return
 			}
-			if err := s.entry(ctx, coll, pub, e, 0); err != nil {
-				return err
-			}
+			b.list = append(b.list, e)
 			pos = oplogTS{T: e.TS.T, I: e.TS.I}
-			n++
 		}
 		if err := cur.Err(); err != nil {
-			if ctx.Err() != nil {
-				return sv.final(pub)
-			}
-			return fmt.Errorf("tail oplog after %s: %w", pos, err)
+			send(entries{err: fmt.Errorf("tail oplog after %s: %w", pos, err)})
+			return
 		}
-		if cur.ID() == 0 {
+		if cur.ID() == 0 && cur.RemainingBatchLength() == 0 {
 			_ = cur.Close(ctx)
 			cur = nil
 		}
-		if n > 0 {
-			next := &state{Mode: ModeOplog, SnapshotDone: true, Snapshot: sv.last.Snapshot, OplogTS: &oplogTS{T: pos.T, I: pos.I}}
-			if err := pub.AfterAcked(ctx, func() { s.acked.Store(next) }); err != nil {
-				return err
-			}
+		if len(b.list) > 0 && !send(b) {
+			return
 		}
-		if n >= oplogBatch {
+		if len(b.list) >= oplogBatch {
 			timer.Reset(0) // a backlog: read on at once
 		} else {
 			// Caught up. Polling again at once would mostly find nothing, and
 			// on servers that rescan the oplog per query (FerretDB) it costs
 			// the CPU the rest of the pipeline needs.
 			timer.Reset(s.cfg.PollInterval)
-		}
-		if err := sv.maybeSave(ctx, false); err != nil {
-			return err
 		}
 	}
 }

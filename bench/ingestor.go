@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/reportes/reportes/internal/devstack"
+)
+
+// ingestorProc is the real ingestor binary, run as users run it.
+type ingestorProc struct {
+	cmd  *exec.Cmd
+	name string
+}
+
+// startIngestor runs the ingestor binary on the bench database's employees
+// table and the MongoDB collection coll (oplog mode), publishing under the
+// subject prefix name to stream, with a slot, publication and checkpoint
+// bucket of its own. With wait, it returns once both sources stream.
+func (e *benchEnv) startIngestor(ctx context.Context, name, coll, stream string, wait bool) (*ingestorProc, error) {
+	if _, err := e.conn.Exec(ctx, devstack.EmployeesDDL); err != nil {
+		return nil, err
+	}
+	port, err := devstack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(e.o.ingestorBin) //nolint:gosec,noctx // the binary under test
+	cmd.Env = append(os.Environ(), "POSTGRES_URL="+e.pgURL, "PG_SLOT="+name, "PG_PUBLICATION="+name,
+		"MONGO_URI="+e.ferret.URI, "MONGO_DB=bench", "MONGO_COLLECTION="+coll, "MONGO_CAPTURE_MODE=oplog",
+		"NATS_URL="+e.nats.url, "NATS_STREAM="+stream, "NATS_SUBJECT_PREFIX="+name, "NATS_CHECKPOINT_BUCKET=P_"+name,
+		"INGESTOR_PORT="+strconv.Itoa(port), "LOG_LEVEL=warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s (make build first): %w", e.o.ingestorBin, err)
+	}
+	p := &ingestorProc{cmd: cmd, name: name}
+	if !wait {
+		return p, nil
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port)) //nolint:gosec,noctx // loopback
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+			return nil, fmt.Errorf("ingestor not streaming after 2 minutes")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+// stop stops the ingestor with SIGTERM, as an orchestrator does, so it
+// flushes what it read and saves its positions.
+func (p *ingestorProc) stop() error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return p.cmd.Wait()
+}
+
+// drop removes the ingestor's replication slot and publication.
+func (e *benchEnv) dropCapture(ctx context.Context, name string) {
+	_, _ = e.conn.Exec(ctx, "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", name)
+	_, _ = e.conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+name)
+}
