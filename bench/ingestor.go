@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -44,22 +43,12 @@ func (e *benchEnv) startIngestor(ctx context.Context, name, coll, stream string,
 	if !wait {
 		return p, nil
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port)) //nolint:gosec,noctx // loopback
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			_ = p.cmd.Process.Kill()
-			_ = p.cmd.Wait()
-			return nil, fmt.Errorf("ingestor not streaming after 2 minutes")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
+	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d", port), 10*time.Millisecond, 2*time.Minute); err != nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		return nil, fmt.Errorf("ingestor: %w", err)
 	}
+	return p, nil
 }
 
 // stop stops the ingestor with SIGTERM, as an orchestrator does, so it

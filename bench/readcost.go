@@ -50,18 +50,26 @@ func (e *benchEnv) startAPIPolling(stream, prefix string, every time.Duration, e
 		return nil, fmt.Errorf("start %s (make build first): %w", e.o.apiBin, err)
 	}
 	a := &apiProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	deadline := time.Now().Add(5 * time.Minute)
+	if err := waitReady(a.url, every, 5*time.Minute); err != nil {
+		a.stop()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return a, nil
+}
+
+// waitReady polls base/readyz every interval until it answers 200.
+func waitReady(base string, every, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(a.url + "/readyz") //nolint:gosec,noctx // loopback
+		resp, err := http.Get(base + "/readyz") //nolint:gosec,noctx // loopback
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return a, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			a.stop()
-			return nil, fmt.Errorf("api not ready after 5 minutes")
+			return fmt.Errorf("not ready after %s", timeout)
 		}
 		time.Sleep(every) // polling interval
 	}

@@ -240,7 +240,6 @@ type batch struct {
 // soon as the stream has nothing more pending, so following the live stream
 // adds no latency.
 type pipeline struct {
-	p    *Projector
 	full chan *batch
 	free chan *batch
 	done chan struct{}
@@ -250,7 +249,7 @@ type pipeline struct {
 }
 
 func (p *Projector) newPipeline() *pipeline {
-	pl := &pipeline{p: p, full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{})}
+	pl := &pipeline{full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{})}
 	for range 3 {
 		pl.free <- &batch{entries: make([]Entry, 0, batchSize), data: make([][]byte, 0, batchSize)}
 	}

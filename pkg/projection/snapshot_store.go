@@ -3,6 +3,7 @@ package projection
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -41,8 +42,8 @@ const (
 )
 
 func newSnapshots(bucket string, every time.Duration, stream, prefix string, v *View) *snapshots {
-	h, _ := v.Snapshot() // of the empty view: magic and header only
-	name := fmt.Sprintf("view.%s.%s.%08x", stream, prefix, crc32.ChecksumIEEE(h))
+	schema, _ := json.Marshal(v.header()) // format and schema, no state
+	name := fmt.Sprintf("view.%s.%s.%08x", stream, prefix, crc32.ChecksumIEEE(schema))
 	return &snapshots{bucket: bucket, every: every, name: name}
 }
 
