@@ -97,7 +97,8 @@ func (e *Event) Validate() error {
 // Decode parses and validates an encoded Event in one pass over its bytes
 // (scan.go): rebuilding a view from millions of events is bound by it. Field
 // names are matched exactly; unknown fields are ignored; after and before are
-// kept raw once their structure is known to be valid JSON.
+// kept raw once their structure is known to be valid JSON. They share data's
+// bytes rather than copy them: data must not change while e is in use.
 func Decode(data []byte, e *Event) error {
 	*e = Event{}
 	return decodeFast(data, e)

@@ -307,11 +307,11 @@ func setField(ev *Event, key []byte, raw []byte, escaped bool) error {
 		}
 	case "after":
 		if string(raw) != "null" {
-			ev.After = append([]byte(nil), raw...)
+			ev.After = raw
 		}
 	case "before":
 		if string(raw) != "null" {
-			ev.Before = append([]byte(nil), raw...)
+			ev.Before = raw
 		}
 	case "truncated":
 		switch string(raw) {

@@ -16,45 +16,66 @@ func newOrderIndex() orderIndex {
 	return orderIndex{oids: map[[12]byte]order{}, other: map[string]order{}}
 }
 
-// oid reports whether key is the lowercase hex form of an ObjectID.
-func oid(key string) ([12]byte, bool) {
-	var id [12]byte
-	if len(key) != 24 {
-		return id, false
-	}
-	for i := 0; i < 24; i++ {
-		c := key[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return id, false
-		}
-	}
-	_, err := hex.Decode(id[:], []byte(key))
-	return id, err == nil
+// orderKey is an order's key in the form the index stores it, worked out
+// once per event.
+type orderKey struct {
+	id  [12]byte
+	oid bool
+	s   string // when not an ObjectID
 }
 
-func (x orderIndex) get(key string) (order, bool) {
-	if id, ok := oid(key); ok {
-		o, found := x.oids[id]
+// keyOf recognises the lowercase hex form of an ObjectID in one pass.
+func keyOf(key string) orderKey {
+	var k orderKey
+	if len(key) != 24 {
+		k.s = key
+		return k
+	}
+	for i := range k.id {
+		hi, ok1 := lowerHex(key[2*i])
+		lo, ok2 := lowerHex(key[2*i+1])
+		if !ok1 || !ok2 {
+			return orderKey{s: key}
+		}
+		k.id[i] = hi<<4 | lo
+	}
+	k.oid = true
+	return k
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+func (x orderIndex) get(k orderKey) (order, bool) {
+	if k.oid {
+		o, found := x.oids[k.id]
 		return o, found
 	}
-	o, found := x.other[key]
+	o, found := x.other[k.s]
 	return o, found
 }
 
-func (x orderIndex) set(key string, o order) {
-	if id, ok := oid(key); ok {
-		x.oids[id] = o
+func (x orderIndex) set(k orderKey, o order) {
+	if k.oid {
+		x.oids[k.id] = o
 		return
 	}
-	x.other[key] = o
+	x.other[k.s] = o
 }
 
-func (x orderIndex) remove(key string) {
-	if id, ok := oid(key); ok {
-		delete(x.oids, id)
+func (x orderIndex) remove(k orderKey) {
+	if k.oid {
+		delete(x.oids, k.id)
 		return
 	}
-	delete(x.other, key)
+	delete(x.other, k.s)
 }
 
 func (x orderIndex) len() int { return len(x.oids) + len(x.other) }

@@ -217,23 +217,24 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 	case cdc.OpSnapshotEnd:
 		var ch Change
 		for _, k := range v.endSnapshot(ev) {
-			ch.Sellers = append(ch.Sellers, v.removeOrder(k)...)
+			ch.Sellers = append(ch.Sellers, v.removeOrder(keyOf(k))...)
 		}
 		return ch, nil
 	}
 	v.touched(ev.Collection, ev.Key)
-	prev, exists := v.orders.get(ev.Key)
+	key := keyOf(ev.Key)
+	prev, exists := v.orders.get(key)
 	if exists && ev.Version < prev.version() {
 		return Change{}, nil // stale copy of a change already superseded
 	}
 	if ev.Op == cdc.OpDelete {
-		return Change{Sellers: v.removeOrder(ev.Key)}, nil
+		return Change{Sellers: v.removeOrder(key)}, nil
 	}
 	if ev.After == nil {
 		// An update whose document the source could no longer read (it was
 		// deleted meanwhile); the delete that follows settles it.
 		if exists {
-			v.orders.set(ev.Key, newOrder(prev.seller, ev.Version))
+			v.orders.set(key, newOrder(prev.seller, ev.Version))
 		}
 		return Change{}, nil
 	}
@@ -245,12 +246,12 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 	var ch Change
 	if exists {
 		if prev.seller == idx {
-			v.orders.set(ev.Key, newOrder(idx, ev.Version))
+			v.orders.set(key, newOrder(idx, ev.Version))
 			return Change{}, v.problem(ev, problem)
 		}
 		ch.Sellers = append(ch.Sellers, v.uncount(prev.seller)...)
 	}
-	v.orders.set(ev.Key, newOrder(idx, ev.Version))
+	v.orders.set(key, newOrder(idx, ev.Version))
 	if idx != noSeller {
 		v.counts[idx]++
 		v.assigned++
@@ -266,7 +267,7 @@ func (v *View) problem(ev *cdc.Event, reason string) error {
 	return &Problem{EventID: ev.ID, Reason: reason}
 }
 
-func (v *View) removeOrder(key string) []string {
+func (v *View) removeOrder(key orderKey) []string {
 	prev, ok := v.orders.get(key)
 	if !ok {
 		return nil
