@@ -28,5 +28,6 @@ pkg/projection FuzzApply
 pkg/projection FuzzRestore
 pkg/cdc/postgres FuzzRow
 pkg/cdc/mongo FuzzExtJSON
+pkg/cdc/mongo FuzzDecodeEntry
 TARGETS
 exit $status

@@ -201,8 +201,10 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 		}
 		var b entries
 		for len(b.list) < oplogBatch && cur.TryNext(ctx) {
-			var e oplogEntry
-			if err := cur.Decode(&e); err != nil {
+			// The driver may reuse the batch's memory: the entry, and
+			// the documents it holds, get bytes of their own.
+			e, err := decodeEntry(append(bson.Raw(nil), cur.Current...))
+			if err != nil {
 				send(entries{err: fmt.Errorf("decode oplog entry after %s: %w", pos, err)})
 				return
 			}
@@ -265,8 +267,8 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 			cdc.CountIgnored(cdc.SourceMongo, "c")
 			return nil //nolint:nilerr // not an applyOps command: nothing to publish
 		}
-		var inner []oplogEntry
-		if err := ops.Unmarshal(&inner); err != nil {
+		inner, err := decodeApplyOps(ops)
+		if err != nil {
 			return fmt.Errorf("decode applyOps at %s: %w", pos, err)
 		}
 		for i, op := range inner {
