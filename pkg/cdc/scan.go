@@ -325,24 +325,31 @@ func setField(ev *Event, key []byte, raw []byte, escaped bool) error {
 	return err
 }
 
-// interned holds the few distinct sources, collections and operations, so
-// decoding them allocates nothing.
-var interned = map[string]string{}
-
+// internedValue returns the constant for the few distinct sources and
+// operations, so decoding them allocates nothing (a switch on the bytes:
+// cheaper than a map lookup here).
 func internedValue(raw []byte, escaped bool) (string, error) {
 	if !escaped && len(raw) >= 2 && raw[0] == '"' {
-		if s, ok := interned[string(raw[1:len(raw)-1])]; ok {
-			return s, nil
+		switch string(raw[1 : len(raw)-1]) {
+		case SourcePostgres:
+			return SourcePostgres, nil
+		case SourceMongo:
+			return SourceMongo, nil
+		case string(OpInsert):
+			return string(OpInsert), nil
+		case string(OpUpdate):
+			return string(OpUpdate), nil
+		case string(OpDelete):
+			return string(OpDelete), nil
+		case string(OpSnapshot):
+			return string(OpSnapshot), nil
+		case string(OpSnapshotBegin):
+			return string(OpSnapshotBegin), nil
+		case string(OpSnapshotEnd):
+			return string(OpSnapshotEnd), nil
 		}
 	}
 	return stringValue(raw, escaped)
-}
-
-func init() {
-	for _, s := range []string{SourcePostgres, SourceMongo, string(OpInsert), string(OpUpdate), string(OpDelete),
-		string(OpSnapshot), string(OpSnapshotBegin), string(OpSnapshotEnd)} {
-		interned[s] = s
-	}
 }
 
 func isHex(c byte) bool {

@@ -194,3 +194,57 @@ func counterValue(t *testing.T, c prometheus.Metric) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestAckSequence reads sequences and pending counts from the reply subjects
+// of real messages, and from the other forms of the subject, as
+// msg.Metadata does.
+func TestAckSequence(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(20)
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, h.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for msg := range batch.Messages() {
+		n++
+		meta, err := msg.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, pending, ok := ackSequence(msg.Reply())
+		if !ok || seq != meta.Sequence.Stream || pending != meta.NumPending {
+			t.Fatalf("ackSequence(%q) = %d, %d, %v; metadata says %d, %d", msg.Reply(), seq, pending, ok, meta.Sequence.Stream, meta.NumPending)
+		}
+	}
+	if n != 25 {
+		t.Fatalf("read %d messages, want 25", n)
+	}
+	for _, tt := range []struct {
+		reply        string
+		seq, pending uint64
+		ok           bool
+	}{
+		{"$JS.ACK.hub.ACCHASH.ORDERS.cons.1.42.7.1700000000000000000.3.rand", 42, 3, true},
+		{"$JS.ACK._.ACCHASH.ORDERS.cons.1.42.7.1700000000000000000.3.rand.extra", 42, 3, true},
+		{"$JS.ACK.ORDERS.cons.1.42.7.1700000000000000000.3", 42, 3, true},
+		{"$JS.ACK.ORDERS.cons.1.42.7.1700000000000000000.3.x", 0, 0, false},
+		{"$JS.ACK.ORDERS.cons.1.x.7.1700000000000000000.3", 0, 0, false},
+		{"$JS.NAK.ORDERS.cons.1.42.7.1700000000000000000.3", 0, 0, false},
+		{"", 0, 0, false},
+	} {
+		seq, pending, ok := ackSequence(tt.reply)
+		if seq != tt.seq || pending != tt.pending || ok != tt.ok {
+			t.Errorf("ackSequence(%q) = %d, %d, %v; want %d, %d, %v", tt.reply, seq, pending, ok, tt.seq, tt.pending, tt.ok)
+		}
+	}
+}
