@@ -52,7 +52,7 @@ func main() {
 	var sizes string
 	flag.IntVar(&o.runs, "runs", 5, "runs per figure (median, min and max are reported)")
 	flag.IntVar(&o.pgRows, "pg-rows", 200_000, "rows of the bulk PostgreSQL capture")
-	flag.IntVar(&o.pgTxns, "pg-txns", 20_000, "single-row transactions of the small-transaction capture")
+	flag.IntVar(&o.pgTxns, "pg-txns", 60_000, "single-row transactions of the small-transaction capture")
 	flag.IntVar(&o.mongoDocs, "mongo-docs", 20_000, "documents of the MongoDB capture")
 	flag.IntVar(&o.changes, "changes", 300, "changes (one every 10ms) timed for freshness")
 	flag.StringVar(&sizes, "orders", "100000,1000000", "orders in the view for the read-cost and memory figures")

@@ -102,14 +102,10 @@ func (e *benchEnv) rebuildView(stream, prefix string, n int) (float64, float64, 
 	}
 	took := time.Since(start)
 	defer api.stop()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", api.cmd.Process.Pid))
+	cpu, err := childCPU(api.cmd.Process.Pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	f := strings.Fields(string(stat))
-	ut, _ := strconv.Atoi(f[13])
-	st, _ := strconv.Atoi(f[14])
-	cpu := float64(ut+st) / 100 // clock ticks (USER_HZ is 100 on Linux)
 	d, err := getDashboard(api.url + "/reportes/dashboard")
 	if err != nil {
 		return 0, 0, err
@@ -117,7 +113,24 @@ func (e *benchEnv) rebuildView(stream, prefix string, n int) (float64, float64, 
 	if got := d.MetricasGlobales.TotalPedidosProcesados; got+1000 != n {
 		return 0, 0, fmt.Errorf("rebuilt view holds %d orders, want %d", got, n-1000)
 	}
-	return float64(n) / took.Seconds(), cpu * 1e6 / float64(n), nil
+	return float64(n) / took.Seconds(), cpu.Seconds() * 1e6 / float64(n), nil
+}
+
+// childCPU is the CPU time process pid has used so far, in clock ticks of
+// 10 ms (USER_HZ is 100 on Linux).
+func childCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	ut, err1 := strconv.Atoi(f[11])
+	st, err2 := strconv.Atoi(f[12])
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("reading /proc/%d/stat: %q", pid, stat)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
 func (e *benchEnv) rebuildFigure(ctx context.Context, rep *report) error {

@@ -32,8 +32,10 @@ func BenchmarkOplogInsert(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ev := cdc.Event{ID: "mongo:inventory_db.orders:1790000000.7:0", Source: cdc.SourceMongo, Collection: "inventory_db.orders", Op: cdc.OpInsert,
-			Key: key, After: after, Version: 1, CommitTime: e.Wall}
+		pos := oplogTS{T: e.TS.T, I: e.TS.I}
+		id, position := oplogEventID("inventory_db.orders", pos, 0)
+		ev := cdc.Event{ID: id, Source: cdc.SourceMongo, Collection: "inventory_db.orders", Op: cdc.OpInsert,
+			Key: key, After: after, Position: position, Version: pos.version(), CommitTime: e.Wall}
 		buf = ev.AppendJSON(buf[:0])
 	}
 }

@@ -153,3 +153,15 @@ func TestDecodeApplyOps(t *testing.T) {
 		}
 	}
 }
+
+func TestOplogEventID(t *testing.T) {
+	for _, pos := range []oplogTS{{}, {T: 1_790_000_000, I: 7}, {T: 1<<32 - 1, I: 1<<32 - 1}} {
+		for _, idx := range []int{0, 1, 12} {
+			id, position := oplogEventID("inventory_db.orders", pos, idx)
+			wantPos := fmt.Sprintf("%d.%d", pos.T, pos.I)
+			if want := fmt.Sprintf("mongo:inventory_db.orders:%s:%d", wantPos, idx); id != want || position != wantPos || pos.String() != wantPos {
+				t.Errorf("oplogEventID(%v, %d) = %q, %q (String %q); want %q, %q", pos, idx, id, position, pos.String(), want, wantPos)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -241,11 +242,12 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 	if commit.IsZero() {
 		commit = time.Unix(int64(e.TS.T), 0)
 	}
+	id, position := oplogEventID(s.ns, pos, idx)
 	ev := &cdc.Event{
-		ID:         fmt.Sprintf("mongo:%s:%s:%d", s.ns, pos, idx),
+		ID:         id,
 		Source:     cdc.SourceMongo,
 		Collection: s.ns,
-		Position:   pos.String(),
+		Position:   position,
 		Version:    pos.version(),
 		CommitTime: commit.UTC(),
 	}
@@ -297,6 +299,20 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 	setLastCommit(commit)
 	cdc.CountRead(cdc.SourceMongo, 1)
 	return pub.Publish(ctx, ev)
+}
+
+// oplogEventID returns the ID of the idx-th change of the oplog entry at pos
+// (mongo:<ns>:<position>:<idx>) and the position, built without fmt: this
+// runs for every document.
+func oplogEventID(ns string, pos oplogTS, idx int) (id, position string) {
+	var buf [128]byte
+	b := append(append(buf[:0], "mongo:"...), ns...)
+	b = append(b, ':')
+	start := len(b)
+	b = pos.append(b)
+	end := len(b)
+	id = string(strconv.AppendInt(append(b, ':'), int64(idx), 10))
+	return id, id[start:end]
 }
 
 // updatedDocument returns the document after an update. Replacements and

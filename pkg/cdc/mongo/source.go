@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,12 @@ type oplogTS struct {
 }
 
 func (ts oplogTS) version() uint64 { return uint64(ts.T)<<32 | uint64(ts.I) }
-func (ts oplogTS) String() string  { return fmt.Sprintf("%d.%d", ts.T, ts.I) }
+func (ts oplogTS) String() string  { return string(ts.append(nil)) }
+
+func (ts oplogTS) append(b []byte) []byte {
+	b = strconv.AppendUint(b, uint64(ts.T), 10)
+	return strconv.AppendUint(append(b, '.'), uint64(ts.I), 10)
+}
 
 // New returns a Source.
 func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
