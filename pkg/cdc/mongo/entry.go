@@ -8,13 +8,14 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 )
 
 // decodeEntry reads the fields the tail uses from a raw oplog entry in one
 // walk over its elements, instead of the driver's reflection-based struct
 // decoding (which was half of converting an inserted document). O and O2
-// share raw's bytes. A field that is missing or null is left zero; one of
+// share raw's bytes. A field that is missing or null is zero; one of
 // another type is an error naming it; other fields are ignored.
 func decodeEntry(raw bson.Raw) (oplogEntry, error) {
 	var e oplogEntry
@@ -35,10 +36,11 @@ func decodeEntry(raw bson.Raw) (oplogEntry, error) {
 		}
 		rest = next
 		v := elem.Value()
+		key := string(elem.KeyBytes())
 		if v.Type == bsontype.Null {
+			e.clear(key) // the last of repeated fields wins, a null one too
 			continue
 		}
-		key := string(elem.KeyBytes())
 		var want bsontype.Type
 		switch key {
 		case "ts":
@@ -72,6 +74,24 @@ func decodeEntry(raw bson.Raw) (oplogEntry, error) {
 		}
 	}
 	return e, nil
+}
+
+// clear zeroes the field read from key.
+func (e *oplogEntry) clear(key string) {
+	switch key {
+	case "ts":
+		e.TS = primitive.Timestamp{}
+	case "op":
+		e.Op = ""
+	case "ns":
+		e.NS = ""
+	case "o":
+		e.O = nil
+	case "o2":
+		e.O2 = nil
+	case "wall":
+		e.Wall = time.Time{}
+	}
 }
 
 // stringOK reads a string value, which Validate lets through without the

@@ -95,7 +95,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		case err == nil:
 			if got.TS != want.TS || got.Op != want.Op || got.NS != want.NS || !got.Wall.Equal(want.Wall) ||
 				!bytes.Equal(got.O, want.O) || !bytes.Equal(got.O2, want.O2) {
-				t.Fatalf("decoded %+v, the driver %+v", got, want)
+				t.Fatalf("decoded %#v, the driver %#v", got, want)
 			}
 		}
 	})
