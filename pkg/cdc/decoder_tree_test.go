@@ -3,6 +3,7 @@ package cdc
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 )
@@ -29,7 +30,7 @@ func decodeTree(data []byte, ev *Event) error {
 		if err != nil && ferr == nil {
 			ferr = fmt.Errorf("%w: field %s: %w", ErrInvalidEvent, name, err)
 		}
-		return string(b)
+		return validUTF8(b)
 	}
 	raw := func(v *fastjson.Value) []byte {
 		if v.Type() == fastjson.TypeNull {
@@ -91,4 +92,20 @@ func decodeTree(data []byte, ev *Event) error {
 		return ferr
 	}
 	return ev.Validate()
+}
+
+// validUTF8 replaces each byte that is not part of UTF-8 with U+FFFD, as
+// encoding/json decodes strings (fastjson keeps them).
+func validUTF8(b []byte) string {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return string(out)
 }

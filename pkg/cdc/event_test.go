@@ -42,6 +42,24 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// TestDecodeInvalidUTF8: bytes that are not UTF-8 become U+FFFD, one each,
+// as encoding/json decodes them, whether or not the string has escapes.
+func TestDecodeInvalidUTF8(t *testing.T) {
+	for key, want := range map[string]string{
+		"k\x8a\xffz":    "k\ufffd\ufffdz",
+		"k\x8a\xffz\\n": "k\ufffd\ufffdz\n",
+		"k\u00e9":       "k\u00e9",
+	} {
+		var ev Event
+		if err := Decode([]byte(`{"id":"x","source":"mongo","collection":"db.c","op":"insert","key":"`+key+`"}`), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Key != want {
+			t.Errorf("key %q decoded as %q, want %q", key, ev.Key, want)
+		}
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	in := Event{ID: "id", Source: SourceMongo, Collection: "db.c", Op: OpUpdate, Key: "k", Position: "1.2", Version: 42,
 		CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), After: json.RawMessage(`{"a":1}`), Before: json.RawMessage(`{"_id":"k"}`)}

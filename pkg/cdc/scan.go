@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // This file holds the event decoder's hot path: one pass over the top-level
@@ -206,9 +207,11 @@ func stringValue(raw []byte, escaped bool) (string, error) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", errors.New("not a string")
 	}
-	if !escaped {
+	if !escaped && utf8.Valid(raw[1:len(raw)-1]) {
 		return string(raw[1 : len(raw)-1]), nil
 	}
+	// Escapes, or bytes that are not UTF-8, which encoding/json replaces
+	// with U+FFFD (one per byte) whether or not the string has escapes.
 	var s string
 	err := json.Unmarshal(raw, &s)
 	return s, err
