@@ -227,24 +227,16 @@ func (r *snapReader) next(n int) []byte {
 	return s
 }
 
-func (r *snapReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	x, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		r.err = errTruncated
-		return 0
-	}
-	r.off += n
-	return x
-}
+func (r *snapReader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
 
-func (r *snapReader) varint() int64 {
+func (r *snapReader) varint() int64 { return readVarint(r, binary.Varint) }
+
+// readVarint reads one number with decode (binary.Uvarint or Varint).
+func readVarint[T uint64 | int64](r *snapReader, decode func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	x, n := binary.Varint(r.b[r.off:])
+	x, n := decode(r.b[r.off:])
 	if n <= 0 {
 		r.err = errTruncated
 		return 0
