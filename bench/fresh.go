@@ -73,6 +73,8 @@ func (e *benchEnv) pipeline(ctx context.Context, name string, src cdc.Source, sc
 		_ = srv.Close()
 		cancel()
 		_ = r.stop()
+		_ = e.js.DeleteStream(context.WithoutCancel(ctx), stream)
+		e.dropCapture(context.WithoutCancel(ctx), name)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for !proj.Ready() || view.Seq() < 2 {

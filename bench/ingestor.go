@@ -60,8 +60,10 @@ func (p *ingestorProc) stop() error {
 	return p.cmd.Wait()
 }
 
-// drop removes the ingestor's replication slot and publication.
+// dropCapture removes a run's replication slot, publication and checkpoint
+// bucket, so that runs do not leave work for the servers of the next ones.
 func (e *benchEnv) dropCapture(ctx context.Context, name string) {
 	_, _ = e.conn.Exec(ctx, "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", name)
 	_, _ = e.conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+name)
+	_ = e.js.DeleteKeyValue(ctx, "P_"+name)
 }

@@ -37,23 +37,23 @@ func decodeEntry(raw bson.Raw) (oplogEntry, error) {
 		rest = next
 		v := elem.Value()
 		key := string(elem.KeyBytes())
-		if v.Type == bsontype.Null {
+		if v.Type == bson.TypeNull {
 			e.clear(key) // the last of repeated fields wins, a null one too
 			continue
 		}
 		var want bsontype.Type
 		switch key {
 		case "ts":
-			want = bsontype.Timestamp
+			want = bson.TypeTimestamp
 			e.TS.T, e.TS.I, ok = v.TimestampOK()
 		case "op":
-			want = bsontype.String
+			want = bson.TypeString
 			e.Op, ok = stringOK(v)
 		case "ns":
-			want = bsontype.String
+			want = bson.TypeString
 			e.NS, ok = stringOK(v)
 		case "o", "o2":
-			want = bsontype.EmbeddedDocument
+			want = bson.TypeEmbeddedDocument
 			var d bsoncore.Document
 			if d, ok = v.DocumentOK(); key == "o" {
 				e.O = bson.Raw(d)
@@ -61,7 +61,7 @@ func decodeEntry(raw bson.Raw) (oplogEntry, error) {
 				e.O2 = bson.Raw(d)
 			}
 		case "wall":
-			want = bsontype.DateTime
+			want = bson.TypeDateTime
 			var ms int64
 			if ms, ok = v.DateTimeOK(); ok {
 				e.Wall = time.UnixMilli(ms).UTC()

@@ -1,0 +1,206 @@
+package cdc_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/internal/cdctest"
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+// testEvent is the n-th insert of an order, as a source would publish it.
+func testEvent(n int) *cdc.Event {
+	return &cdc.Event{
+		ID: fmt.Sprintf("test:%d", n), Source: cdc.SourceMongo, Collection: "db.orders", Op: cdc.OpInsert,
+		Key: fmt.Sprintf("k%d", n), Position: fmt.Sprint(n), Version: uint64(n), CommitTime: time.Unix(1_700_000_000, 0).UTC(),
+		After: json.RawMessage(fmt.Sprintf(`{"_id":"k%d","vendedor":"S-%04d","producto":"Tornillos M6","cantidad":%d}`, n, n%1000, n)),
+	}
+}
+
+func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
+	s := cdctest.New(t)
+	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix), cdc.WithMaxPending(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx := context.Background()
+	const n = 1000
+	var (
+		mu  sync.Mutex
+		ran []int
+	)
+	for i := 1; i <= n; i++ {
+		if err := pub.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			if err := pub.AfterAcked(ctx, func() {
+				mu.Lock()
+				ran = append(ran, i)
+				mu.Unlock()
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ran) != n/7 {
+		t.Fatalf("%d callbacks ran, want %d", len(ran), n/7)
+	}
+	for k, i := range ran {
+		if i != 7*(k+1) {
+			t.Fatalf("callback %d ran for event %d, want %d: callbacks out of order", k, i, 7*(k+1))
+		}
+	}
+	evs := s.WaitEvents(n)
+	for i, ev := range evs {
+		if want := fmt.Sprintf("test:%d", i+1); ev.ID != want {
+			t.Fatalf("stream message %d is event %s, want %s", i+1, ev.ID, want)
+		}
+	}
+}
+
+func TestPublisherDeduplicatesByEventID(t *testing.T) {
+	s := cdctest.New(t)
+	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx := context.Background()
+	for _, i := range []int{1, 2, 1, 3, 2} {
+		if err := pub.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := cdctest.Summary(s.WaitEvents(3)); got != "insert:k1 insert:k2 insert:k3 " {
+		t.Fatalf("stream holds %s", got)
+	}
+}
+
+func TestPublisherStopsAtTheFirstFailure(t *testing.T) {
+	s := cdctest.New(t)
+	// No stream listens under this prefix: the server answers "no
+	// responders" and the publish fails.
+	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Name+".nostream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ctx := context.Background()
+	if err := pub.Publish(ctx, testEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{}, 1)
+	if err := pub.AfterAcked(ctx, func() { ran <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Flush(ctx); err == nil {
+		t.Fatal("Flush returned no error for an event no stream acknowledged")
+	}
+	select {
+	case <-ran:
+		t.Fatal("a callback ran although an event before it was not acknowledged")
+	default:
+	}
+	if err := pub.Publish(ctx, testEvent(2)); err == nil {
+		t.Fatal("Publish after a failure returned no error")
+	}
+}
+
+func TestPublisherFailsOnBadOrMissingAcknowledgements(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply []byte // nil: never reply
+		want  error
+	}{
+		{"no acknowledgement", nil, jetstream.ErrAsyncPublishTimeout},
+		{"not an acknowledgement", []byte("+OK"), jetstream.ErrInvalidJSAck},
+		{"acknowledgement without stream", []byte(`{"seq":1}`), jetstream.ErrInvalidJSAck},
+		{"stream error", []byte(`{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"}}`), &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamMessageExceedsMaximum}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := cdctest.New(t)
+			// A plain subscriber stands where the stream would: it answers
+			// what the test says, or nothing.
+			prefix := s.Name + ".fake"
+			sub, err := s.NC.Subscribe(prefix+".>", func(m *nats.Msg) {
+				if tt.reply != nil {
+					_ = m.Respond(tt.reply)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = sub.Unsubscribe() }()
+			pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(prefix), cdc.WithAckTimeout(300*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			ctx := context.Background()
+			if err := pub.Publish(ctx, testEvent(1)); err != nil {
+				t.Fatal(err)
+			}
+			err = pub.Flush(ctx)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Flush: %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), "test:1") {
+				t.Fatalf("error %q does not name the event", err)
+			}
+		})
+	}
+}
+
+// BenchmarkPublish publishes order events with a position callback every
+// 100 events, as a source does, against the test NATS server (in this
+// process: its work is counted too).
+func BenchmarkPublish(b *testing.B) {
+	s := cdctest.New(b)
+	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	ctx := context.Background()
+	evs := make([]*cdc.Event, 1000)
+	for i := range evs {
+		evs[i] = testEvent(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ev := *evs[i%len(evs)]
+		ev.ID = fmt.Sprintf("bench:%d", i)
+		if err := pub.Publish(ctx, &ev); err != nil {
+			b.Fatal(err)
+		}
+		if i%100 == 99 {
+			if err := pub.AfterAcked(ctx, func() {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
