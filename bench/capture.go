@@ -88,6 +88,14 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (pgRun, e
 	if err := e.waitMsgs(ctx, stream, 2, time.Minute); err != nil {
 		return pgRun{}, err
 	}
+	// Stopped before its snapshot is recorded as complete, the source would
+	// take it again on the timed start, with the rows committed meanwhile.
+	for deadline := time.Now().Add(time.Minute); !src.Streaming(); {
+		if time.Now().After(deadline) {
+			return pgRun{}, fmt.Errorf("source %s not streaming after a minute", name)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
 	if err := r.stop(); err != nil {
 		return pgRun{}, err
 	}
@@ -175,8 +183,9 @@ func (w *walsender) share() (float64, error) {
 }
 
 // bareDrain reads the slot's pending changes with pglogrepl alone (no
-// publishing, no acknowledgement, so the source then reads the same WAL):
-// the floor PostgreSQL itself sets.
+// publishing, no acknowledgement, so the source then reads the same WAL).
+// It is a plain reader, not a floor: the walsender works harder per row
+// for it than for the source (the walsender row of the report).
 func (e *benchEnv) bareDrain(ctx context.Context, slot string, rows int) (rate, walShare float64, pid int, err error) {
 	cfg, err := pgconn.ParseConfig(e.pgURL)
 	if err != nil {
@@ -273,7 +282,7 @@ func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
 	ours := func(r pgRun) float64 { return r.ours }
 	drain := func(r pgRun) float64 { return r.drain }
 	rep.add(row{figure: "PostgreSQL logical decoding alone, bulk (rows/s)", ours: summarize(pick(bulk, drain)), unit: "",
-		note: "bare pglogrepl drain of the same WAL, no publishing: the source's floor"})
+		note: "a plain pglogrepl reader of the same WAL, no publishing"})
 	rep.add(row{figure: "PostgreSQL logical decoding alone, one-row transactions (rows/s)", ours: summarize(pick(small, drain)),
 		note: "bare pglogrepl drain of the same WAL, no publishing"})
 	rep.add(row{
@@ -285,7 +294,7 @@ func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
 		refName: "JetStream async publish loop", ratios: ratios(pick(small, ours), refSmall), bar: 0.6, barText: ">= 60% of reference",
 	})
 	rep.add(row{
-		figure: fmt.Sprintf("PostgreSQL capture, %d one-row transactions, against the source's own pace (events/s)", e.o.pgTxns), ours: summarize(pick(small, ours)), ref: summarize(pick(small, drain)),
+		figure: fmt.Sprintf("PostgreSQL capture, %d one-row transactions, against a plain reader of the same WAL (events/s)", e.o.pgTxns), ours: summarize(pick(small, ours)), ref: summarize(pick(small, drain)),
 		refName: "bare pglogrepl drain", ratios: ratios(pick(small, ours), pick(small, drain)), bar: 0.9, barText: "our check: >= 90% of the bare drain",
 	})
 	rep.add(row{

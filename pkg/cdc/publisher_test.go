@@ -26,13 +26,20 @@ func testEvent(n int) *cdc.Event {
 	}
 }
 
+// newPublisher returns a Publisher closed when the test ends.
+func newPublisher(tb testing.TB, nc *nats.Conn, opts ...cdc.PublisherOption) *cdc.Publisher {
+	tb.Helper()
+	pub, err := cdc.NewPublisher(nc, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pub.Close)
+	return pub
+}
+
 func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 	s := cdctest.New(t)
-	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix), cdc.WithMaxPending(64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(s.Prefix), cdc.WithMaxPending(64))
 	ctx := context.Background()
 	const n = 1000
 	var (
@@ -76,11 +83,7 @@ func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 
 func TestPublisherDeduplicatesByEventID(t *testing.T) {
 	s := cdctest.New(t)
-	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(s.Prefix))
 	ctx := context.Background()
 	for _, i := range []int{1, 2, 1, 3, 2} {
 		if err := pub.Publish(ctx, testEvent(i)); err != nil {
@@ -99,11 +102,7 @@ func TestPublisherStopsAtTheFirstFailure(t *testing.T) {
 	s := cdctest.New(t)
 	// No stream listens under this prefix: the server answers "no
 	// responders" and the publish fails.
-	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Name+".nostream"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(s.Name+".nostream"))
 	ctx := context.Background()
 	if err := pub.Publish(ctx, testEvent(1)); err != nil {
 		t.Fatal(err)
@@ -151,11 +150,7 @@ func TestPublisherFailsOnBadOrMissingAcknowledgements(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = sub.Unsubscribe() }()
-			pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(prefix), cdc.WithAckTimeout(300*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pub.Close()
+			pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(prefix), cdc.WithAckTimeout(300*time.Millisecond))
 			ctx := context.Background()
 			if err := pub.Publish(ctx, testEvent(1)); err != nil {
 				t.Fatal(err)
@@ -176,11 +171,7 @@ func TestPublisherFailsOnBadOrMissingAcknowledgements(t *testing.T) {
 // process: its work is counted too).
 func BenchmarkPublish(b *testing.B) {
 	s := cdctest.New(b)
-	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(b, s.NC, cdc.WithSubjectPrefix(s.Prefix))
 	ctx := context.Background()
 	evs := make([]*cdc.Event, 1000)
 	for i := range evs {
