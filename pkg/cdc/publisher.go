@@ -250,6 +250,8 @@ func (p *Publisher) Flush(ctx context.Context) error {
 		return nil
 	case <-p.dead:
 		return p.Err()
+	case <-p.stop:
+		return ErrPublisherClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
