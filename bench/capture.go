@@ -85,7 +85,7 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (pgRun, e
 	if err != nil {
 		return pgRun{}, err
 	}
-	if err := e.waitMsgs(ctx, stream, 2, time.Minute); err != nil {
+	if err := e.waitMsgs(ctx, stream, 2, 2*time.Millisecond, time.Minute); err != nil {
 		return pgRun{}, err
 	}
 	// Stopped before its snapshot is recorded as complete, the source would

@@ -74,8 +74,8 @@ func (e *benchEnv) stream(ctx context.Context, prefix string) (string, error) {
 	return name, err
 }
 
-// waitMsgs polls the stream until it holds n messages.
-func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, timeout time.Duration) error {
+// waitMsgs polls the stream every so often until it holds n messages.
+func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, every, timeout time.Duration) error {
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, timeou
 		if time.Now().After(deadline) {
 			return fmt.Errorf("stream %s: %d messages after %s, want %d", stream, info.State.Msgs, timeout, n)
 		}
-		time.Sleep(2 * time.Millisecond) // polling interval
+		time.Sleep(every)
 	}
 }
 
@@ -118,23 +118,12 @@ func (e *benchEnv) streamMsgs(ctx context.Context, stream string) (uint64, error
 // uses (polling every 10 ms was a tenth of the server's CPU in a MongoDB
 // capture run). Streams of the bench are fresh, so message n is sequence n.
 func (e *benchEnv) timeMsgs(ctx context.Context, stream string, from, want uint64, timeout time.Duration) (time.Time, time.Time, error) {
+	if err := e.waitMsgs(ctx, stream, want, 50*time.Millisecond, timeout); err != nil {
+		return time.Time{}, time.Time{}, err
+	}
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		info, err := s.Info(ctx)
-		if err != nil {
-			return time.Time{}, time.Time{}, err
-		}
-		if info.State.Msgs >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			return time.Time{}, time.Time{}, fmt.Errorf("stream %s: %d messages after %s, want %d", stream, info.State.Msgs, timeout, want)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	first, err := s.GetMsg(ctx, from+1)
 	if err != nil {

@@ -70,12 +70,10 @@ type inflight struct {
 	acked    bool
 }
 
-// waiter runs fn, or closes done, once every event up to seq is
-// acknowledged.
+// waiter runs fn once every event up to seq is acknowledged.
 type waiter struct {
-	seq  uint64
-	fn   func()
-	done chan struct{}
+	seq uint64
+	fn  func()
 }
 
 // sourceCounters are the metrics a source's acknowledgements count, looked
@@ -184,9 +182,6 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 // while the maximum of events in flight is reached. Publish, AfterAcked
 // and Flush are called from the source's one goroutine.
 func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
-	if err := p.Err(); err != nil {
-		return err
-	}
 	p.buf = ev.AppendJSON(p.buf[:0])
 	data := p.buf
 	var err error
@@ -205,9 +200,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 		return ctx.Err()
 	}
 	p.mu.Lock()
-	if p.closed {
+	if err := p.stoppedLocked(); err != nil {
 		p.mu.Unlock()
-		return ErrPublisherClosed
+		return err
 	}
 	seq := p.next
 	p.next++
@@ -235,14 +230,14 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 // when nothing is in flight. fn must not block nor call the Publisher; it
 // never runs once the Publisher has failed.
 func (p *Publisher) AfterAcked(_ context.Context, fn func()) error {
-	return p.wait(waiter{fn: fn})
+	return p.wait(fn)
 }
 
 // Flush waits until every event published so far has been acknowledged and
 // returns the Publisher's error, if any.
 func (p *Publisher) Flush(ctx context.Context) error {
 	done := make(chan struct{})
-	if err := p.wait(waiter{done: done}); err != nil {
+	if err := p.wait(func() { close(done) }); err != nil {
 		return err
 	}
 	select {
@@ -257,20 +252,27 @@ func (p *Publisher) Flush(ctx context.Context) error {
 	}
 }
 
-// wait queues w behind the events published so far, or completes it now
-// when they are all acknowledged.
-func (p *Publisher) wait(w waiter) error {
+// wait queues fn behind the events published so far, or runs it now when
+// they are all acknowledged.
+func (p *Publisher) wait(fn func()) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.stoppedLocked(); err != nil {
+		return err
+	}
+	p.waiters = append(p.waiters, waiter{seq: p.next - 1, fn: fn})
+	p.releaseLocked()
+	return nil
+}
+
+// stoppedLocked returns why the Publisher takes nothing more, if it does not.
+func (p *Publisher) stoppedLocked() error {
 	switch {
 	case p.err != nil:
 		return p.err
 	case p.closed:
 		return ErrPublisherClosed
 	}
-	w.seq = p.next - 1
-	p.waiters = append(p.waiters, w)
-	p.releaseLocked()
 	return nil
 }
 
@@ -353,11 +355,7 @@ func (p *Publisher) releaseLocked() {
 		if w.seq > p.acked {
 			break
 		}
-		if w.fn != nil {
-			w.fn()
-		} else {
-			close(w.done)
-		}
+		w.fn()
 		n++
 	}
 	if n > 0 {
