@@ -20,6 +20,11 @@ import (
 	"github.com/reportes/reportes/pkg/cdc/postgres"
 )
 
+// waitWhenStalled lets an async publish wait for acknowledgements when the
+// pending window is full, instead of failing after nats.go's default 200 ms:
+// on a busy 2-core machine the server can pause that long while it writes.
+var waitWhenStalled = jetstream.WithStallWait(time.Minute)
+
 // publishLoop is the reference: a plain JetStream async-publish loop of n
 // 200-byte messages to a file stream, waiting for every acknowledgement.
 func (e *benchEnv) publishLoop(ctx context.Context, n int) (float64, error) {
@@ -36,7 +41,7 @@ func (e *benchEnv) publishLoop(ctx context.Context, n int) (float64, error) {
 	payload := make([]byte, 200)
 	start := time.Now()
 	for i := range n {
-		if _, err := js.PublishAsync(prefix+".x", payload, jetstream.WithMsgID(fmt.Sprintf("ref-%d", i))); err != nil {
+		if _, err := js.PublishAsync(prefix+".x", payload, jetstream.WithMsgID(fmt.Sprintf("ref-%d", i)), waitWhenStalled); err != nil {
 			return 0, err
 		}
 	}

@@ -63,6 +63,9 @@ func waitReady(base string, every, timeout time.Duration) error {
 	for {
 		resp, err := http.Get(base + "/readyz") //nolint:gosec,noctx // loopback
 		if err == nil {
+			// Read the body to its end so the connection is reused: a new
+			// connection per poll costs both processes CPU the rebuild needs.
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil

@@ -30,7 +30,7 @@ func (e *benchEnv) fillStream(ctx context.Context, employees, orders int) (strin
 	for i := range employees {
 		buf = buf[:0]
 		buf = fmt.Appendf(buf, `{"id":"pg:s:0/1:e%d","source":"postgres","collection":"public.empleados","op":"snapshot","key":"S-%04d","position":"0/1","version":1,"commit_time":"2026-11-27T00:00:00Z","snapshot":"s","after":{"codigo":"S-%04d","nombre":"Empleado %d","rol":"vendedor","activo":true}}`, i, i, i, i)
-		if _, err := js.PublishAsync(empSubj, append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("pg:s:0/1:e%d", i))); err != nil {
+		if _, err := js.PublishAsync(empSubj, append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("pg:s:0/1:e%d", i)), waitWhenStalled); err != nil {
 			return "", "", err
 		}
 	}
@@ -38,7 +38,7 @@ func (e *benchEnv) fillStream(ctx context.Context, employees, orders int) (strin
 		buf = buf[:0]
 		buf = fmt.Appendf(buf, `{"id":"mongo:inventory_db.orders:%d.1:0","source":"mongo","collection":"inventory_db.orders","op":"insert","key":"%024x","position":"%d.1","version":%d,"commit_time":"2026-11-27T00:00:00Z","after":{"_id":{"$oid":"%024x"},"vendedor":"S-%04d","producto":"Tornillos M6","cantidad":%d}}`,
 			i, i, i, uint64(i)<<32|1, i, i%employees, i%100)
-		if _, err := js.PublishAsync(ordSubj, append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("mongo:inventory_db.orders:%d.1:0", i))); err != nil {
+		if _, err := js.PublishAsync(ordSubj, append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("mongo:inventory_db.orders:%d.1:0", i)), waitWhenStalled); err != nil {
 			return "", "", err
 		}
 	}
