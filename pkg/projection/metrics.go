@@ -24,7 +24,7 @@ var (
 	})
 	metricSnapshots = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reportes_projection_snapshots_total",
-		Help: "View snapshots by result: saved, save_failed, restored, restore_failed.",
+		Help: "View snapshots by result: saved, save_failed, restored, restore_failed, and orphan_purged (chunks left by an interrupted or concurrent save, purged).",
 	}, []string{"result"})
 	metricSnapshotBytes = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "reportes_projection_snapshot_bytes",

@@ -505,5 +505,13 @@ func (p *Projector) saveSnapshot(ctx context.Context) {
 		metricSnapshots.WithLabelValues("saved").Inc()
 		metricSnapshotBytes.Set(float64(size))
 		p.opts.logger.Debug("view snapshot saved", "seq", seq, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
+		n, err := p.snaps.sweep(ctx, p.js, time.Now().Add(-orphanAge))
+		if n > 0 {
+			metricSnapshots.WithLabelValues("orphan_purged").Add(float64(n))
+			p.opts.logger.Info("purged snapshot chunks no object refers to", "bucket", p.snaps.bucket, "objects", n)
+		}
+		if err != nil {
+			p.opts.logger.Warn("snapshot chunks not swept", "err", err)
+		}
 	}
 }

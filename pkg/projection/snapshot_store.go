@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,13 @@ import (
 // replaying the stream, as without snapshots. API replicas may all save: any
 // snapshot is a consistent state of the view at its sequence, the newest
 // write wins.
+//
+// The object store leaves chunks behind that no object refers to when two
+// replicas save at once (each Put removes only the chunks of the object it
+// replaced) or when a replica dies in the middle of a Put. After each save,
+// a replica purges such chunks once they are older than orphanAge (see
+// sweep), so the bucket holds about one snapshot per name, not a snapshot per
+// collision.
 type snapshots struct {
 	bucket string
 	every  time.Duration
@@ -40,6 +48,11 @@ const (
 	metaStreamCreated = "stream_created"
 	metaSeq           = "seq"
 )
+
+// orphanAge is how long chunks no object refers to are left alone. A Put
+// writes its chunks back to back and then the object's entry: chunks of a
+// Put still in progress are seconds old, never minutes.
+const orphanAge = 5 * time.Minute
 
 func newSnapshots(bucket string, every time.Duration, stream, prefix string, v *View) *snapshots {
 	schema, _ := json.Marshal(v.header()) // format and schema, no state
@@ -141,4 +154,56 @@ func (s *snapshots) save(ctx context.Context, js jetstream.JetStream, view *View
 	s.saved = max(s.saved, seq)
 	s.mu.Unlock()
 	return seq, len(data), nil
+}
+
+// sweep purges the chunks in the bucket that no object refers to and whose
+// newest chunk was stored before cutoff. It returns how many objects' worth
+// of chunks it purged.
+func (s *snapshots) sweep(ctx context.Context, js jetstream.JetStream, cutoff time.Time) (int, error) {
+	obj, err := s.store(ctx, js)
+	if err != nil {
+		return 0, err
+	}
+	// Objects first, chunks second: a Put that completes in between shows
+	// fresh chunks no listed object refers to, which the cutoff keeps.
+	objects, err := obj.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, fmt.Errorf("list snapshots in %s: %w", s.bucket, err)
+	}
+	used := make(map[string]bool, len(objects))
+	for _, o := range objects {
+		used[o.NUID] = true
+	}
+	// The object store keeps bucket B in stream OBJ_B, chunks of object
+	// NUID n under $O.B.C.n (NATS ADR-20).
+	stream, err := js.Stream(ctx, "OBJ_"+s.bucket)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot bucket %s: %w", s.bucket, err)
+	}
+	prefix := "$O." + s.bucket + ".C."
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		return 0, fmt.Errorf("list chunks in %s: %w", s.bucket, err)
+	}
+	purged := 0
+	for subj := range info.State.Subjects {
+		if used[strings.TrimPrefix(subj, prefix)] {
+			continue
+		}
+		last, err := stream.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // purged since the listing
+		}
+		if err != nil {
+			return purged, fmt.Errorf("newest chunk of %s: %w", subj, err)
+		}
+		if !last.Time.Before(cutoff) {
+			continue // perhaps a Put in progress
+		}
+		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return purged, fmt.Errorf("purge %s: %w", subj, err)
+		}
+		purged++
+	}
+	return purged, nil
 }
