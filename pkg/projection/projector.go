@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,9 +172,14 @@ func (p *Projector) consume(ctx context.Context) error {
 		prev := debug.SetGCPercent(rebuildGCPercent)
 		p.gcPrev.Store(int64(prev))
 	}
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{p.opts.subjectPrefix + ".>"},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	// A filter equal to the stream's only subject selects every message,
+	// but the server still matches each message against it: a tenth of its
+	// work per message in a rebuild. The consumer filters only when the
+	// stream holds more than the prefix; add skips anything else that
+	// arrives (the stream's subjects widened later).
+	if all := p.opts.subjectPrefix + ".>"; !slices.Equal(info.Config.Subjects, []string{all}) {
+		cfg.FilterSubjects = []string{all}
 	}
 	if seq := p.view.Seq(); seq > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -241,16 +248,17 @@ type batch struct {
 // soon as the stream has nothing more pending, so following the live stream
 // adds no latency.
 type pipeline struct {
-	full chan *batch
-	free chan *batch
-	done chan struct{}
+	prefix string // of the subjects of events, with its trailing dot
+	full   chan *batch
+	free   chan *batch
+	done   chan struct{}
 
 	mu sync.Mutex // the consumer may overlap two callbacks across a reset
 	b  *batch
 }
 
 func (p *Projector) newPipeline() *pipeline {
-	pl := &pipeline{full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{})}
+	pl := &pipeline{prefix: p.opts.subjectPrefix + ".", full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{})}
 	for range 3 {
 		pl.free <- &batch{entries: make([]Entry, 0, batchSize), data: make([][]byte, 0, batchSize)}
 	}
@@ -287,14 +295,18 @@ func (pl *pipeline) add(msg jetstream.Msg) error {
 	}
 	b.entries = append(b.entries, Entry{Seq: seq})
 	e := &b.entries[len(b.entries)-1]
-	if err := cdc.Decode(msg.Data(), &e.Event); err != nil {
-		// Applied as an event of no collection: the view records its
-		// sequence, and it goes to the dead letters with the reason.
-		e.Event = cdc.Event{ID: "invalid"}
-		if meta, merr := msg.Metadata(); merr == nil {
-			e.Event.CommitTime = meta.Timestamp
+	// A message outside the prefix is no event of ours: the view records
+	// only its sequence.
+	if strings.HasPrefix(msg.Subject(), pl.prefix) {
+		if err := cdc.Decode(msg.Data(), &e.Event); err != nil {
+			// Applied as an event of no collection: the view records its
+			// sequence, and it goes to the dead letters with the reason.
+			e.Event = cdc.Event{ID: "invalid"}
+			if meta, merr := msg.Metadata(); merr == nil {
+				e.Event.CommitTime = meta.Timestamp
+			}
+			e.Err = err
 		}
-		e.Err = err
 	}
 	b.data = append(b.data, msg.Data())
 	if len(b.entries) == batchSize || pending == 0 {

@@ -248,3 +248,39 @@ func TestAckSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectorOtherSubjects: events are read from the stream's subjects
+// under the prefix only. The stream's subjects are exactly the prefix at
+// first (the consumer then reads unfiltered) and are widened while the
+// projector runs; a fresh projector reads the widened stream filtered.
+// Both skip a well-formed order event published outside the prefix.
+func TestProjectorOtherSubjects(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(10)
+	first, stop := h.run(WithSnapshots("", 0))
+	defer stop()
+
+	ctx := context.Background()
+	if _, err := h.js.UpdateStream(ctx, jetstream.StreamConfig{Name: h.stream, Subjects: []string{"snap.cdc.>", "other.>"}, Storage: jetstream.FileStorage, Duplicates: cdc.DefaultDuplicates}); err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := json.Marshal(ord(cdc.OpInsert, fmt.Sprintf("%024x", 999), `"S-01"`, 999))
+	if _, err := h.js.Publish(ctx, "other.cdc.mongo.inventory_db.orders", foreign); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(5)
+	dead := counterValue(t, metricDeadLetters)
+	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
+		return first.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", first.View().Seq(), h.lastSeq())
+	})
+	second, stop2 := h.run(WithSnapshots("", 0))
+	defer stop2()
+	for name, p := range map[string]*Projector{"unfiltered, stream widened": first, "filtered": second} {
+		if got := p.View().Totals().TotalPedidosProcesados; got != 15 {
+			t.Errorf("%s: %d orders, want the 15 under the prefix", name, got)
+		}
+	}
+	if got := counterValue(t, metricDeadLetters) - dead; got != 0 {
+		t.Errorf("%v dead letters, want none", got)
+	}
+}
