@@ -140,17 +140,6 @@ const profileNotes = `
   Until this round the bench filled the rebuild stream without the
   Nats-Msg-Id header the ingestor sets on every event; with it, a bare
   consumer reads about half as fast, which is the honest reference.
-- Rebuild, fourth round: the NATS server's CPU, read from /proc during each
-  rebuild, was about 0.4 µs per event higher for the api than for the bare
-  consumer. The api's consumer filtered on the prefix, which is the
-  stream's only subject; the server then matches every message against the
-  filter while the bare consumer takes the unfiltered path. The api now
-  filters only when the stream holds more than the prefix (and skips
-  anything else it is delivered): the server's CPU per event during a
-  rebuild went 4.2 -> 3.7 µs (alternating runs, 1M events). The bench also
-  drains each /readyz answer, so its 5 ms polling reuses one connection
-  instead of opening one per poll (about a tenth of a core between the two
-  processes during a rebuild).
 - MongoDB capture: timing the ingestor binary showed it using about a fifth
   of a core while the run waited on FerretDB: it asked for the next oplog
   batch only after publishing the previous one. A reader goroutine now
@@ -227,4 +216,15 @@ const profileNotes = `
   across one invocation). Captures are now timed from the stream's own
   stamps of the first and last event, polling every 50 ms, and every run
   drops its checkpoint bucket; the server's CPU per document stays flat.
+- Rebuild, fifth round: the NATS server's CPU, read from /proc during each
+  rebuild, was about 0.4 µs per event higher for the api than for the bare
+  consumer. The api's consumer filtered on the prefix, which is the
+  stream's only subject; the server then matches every message against the
+  filter while the bare consumer takes the unfiltered path. The api now
+  filters only when the stream holds more than the prefix (and skips
+  anything else it is delivered): the server's CPU per event during a
+  rebuild went 4.2 -> 3.7 µs (alternating runs, 1M events). The bench also
+  drains each /readyz answer, so its 5 ms polling reuses one connection
+  instead of opening one per poll (about a tenth of a core between the two
+  processes during a rebuild).
 `
