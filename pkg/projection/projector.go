@@ -215,6 +215,11 @@ func (p *Projector) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
+	// A filtered consumer with nothing to deliver (the stream holds only
+	// other subjects past the view) sends no batch to say it caught up.
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		p.markReady()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-failed:
@@ -240,6 +245,10 @@ const batchSize = 256
 type batch struct {
 	entries []Entry
 	data    [][]byte
+	// caughtUp: the consumer had no message left to deliver after the last
+	// entry. A filtered consumer may never deliver the stream's last
+	// message, so this, not the stream's last sequence, tells it caught up.
+	caughtUp bool
 }
 
 // pipeline decodes messages on the consumer's delivery goroutine while
@@ -267,7 +276,7 @@ func (p *Projector) newPipeline() *pipeline {
 		defer close(pl.done)
 		for b := range pl.full {
 			p.applyBatch(b)
-			b.entries, b.data = b.entries[:0], b.data[:0]
+			b.entries, b.data, b.caughtUp = b.entries[:0], b.data[:0], false
 			pl.free <- b
 		}
 	}()
@@ -310,6 +319,7 @@ func (pl *pipeline) add(msg jetstream.Msg) error {
 	}
 	b.data = append(b.data, msg.Data())
 	if len(b.entries) == batchSize || pending == 0 {
+		b.caughtUp = pending == 0
 		metricPending.Set(float64(pending))
 		pl.full <- b
 		pl.b = <-pl.free
@@ -392,7 +402,7 @@ func (p *Projector) applyBatch(b *batch) {
 			p.publishMetrics(e.Change, e.Seq)
 		}
 	}
-	if last := b.entries[len(b.entries)-1].Seq; last >= p.target.Load() {
+	if last := b.entries[len(b.entries)-1].Seq; b.caughtUp || last >= p.target.Load() {
 		p.markReady()
 	}
 	if p.opts.onApplied != nil {
