@@ -249,6 +249,14 @@ func TestAckSequence(t *testing.T) {
 	}
 }
 
+// widen adds the subjects other.> to the stream, as when it is shared.
+func (h *snapshotHarness) widen() {
+	h.t.Helper()
+	if _, err := h.js.UpdateStream(context.Background(), jetstream.StreamConfig{Name: h.stream, Subjects: []string{"snap.cdc.>", "other.>"}, Storage: jetstream.FileStorage, Duplicates: cdc.DefaultDuplicates}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // TestProjectorOtherSubjects: events are read from the stream's subjects
 // under the prefix only. The stream's subjects are exactly the prefix at
 // first (the consumer then reads unfiltered) and are widened while the
@@ -262,9 +270,7 @@ func TestProjectorOtherSubjects(t *testing.T) {
 	defer stop()
 
 	ctx := context.Background()
-	if _, err := h.js.UpdateStream(ctx, jetstream.StreamConfig{Name: h.stream, Subjects: []string{"snap.cdc.>", "other.>"}, Storage: jetstream.FileStorage, Duplicates: cdc.DefaultDuplicates}); err != nil {
-		t.Fatal(err)
-	}
+	h.widen()
 	foreign, _ := json.Marshal(ord(cdc.OpInsert, fmt.Sprintf("%024x", 999), `"S-01"`, 999))
 	publishForeign := func() {
 		if _, err := h.js.Publish(ctx, "other.cdc.mongo.inventory_db.orders", foreign); err != nil {
@@ -297,9 +303,7 @@ func TestProjectorOtherSubjects(t *testing.T) {
 func TestProjectorNothingUnderThePrefix(t *testing.T) {
 	h := newSnapshotHarness(t)
 	ctx := context.Background()
-	if _, err := h.js.UpdateStream(ctx, jetstream.StreamConfig{Name: h.stream, Subjects: []string{"snap.cdc.>", "other.>"}, Storage: jetstream.FileStorage, Duplicates: cdc.DefaultDuplicates}); err != nil {
-		t.Fatal(err)
-	}
+	h.widen()
 	if _, err := h.js.Publish(ctx, "other.cdc.mongo.inventory_db.orders", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
