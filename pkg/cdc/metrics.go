@@ -18,6 +18,10 @@ var (
 		Name: "reportes_cdc_events_duplicate_total",
 		Help: "Change events JetStream acknowledged as duplicates of an earlier publish, by source.",
 	}, []string{"source"})
+	metricInflight = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "reportes_cdc_publish_inflight",
+		Help: "Change events published to JetStream and not yet acknowledged, by source. It sits at its bound (4096) while JetStream is slower than the source, and near 0 while the source is slower.",
+	}, []string{"source"})
 	metricPublishErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reportes_cdc_publish_errors_total",
 		Help: "Publishes that failed, by source.",

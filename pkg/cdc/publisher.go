@@ -80,6 +80,7 @@ type waiter struct {
 // up once per source instead of once per event.
 type sourceCounters struct {
 	published, duplicates, errors prometheus.Counter
+	inflight                      prometheus.Gauge
 }
 
 type publisherOptions struct {
@@ -206,7 +207,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) error {
 	}
 	seq := p.next
 	p.next++
-	p.ring[seq%uint64(len(p.ring))] = inflight{id: ev.ID, counters: p.countersLocked(ev.Source), sent: time.Now()}
+	counters := p.countersLocked(ev.Source)
+	counters.inflight.Inc()
+	p.ring[seq%uint64(len(p.ring))] = inflight{id: ev.ID, counters: counters, sent: time.Now()}
 	p.mu.Unlock()
 
 	p.msg.Subject = p.subject(ev.Source, ev.Collection)
@@ -276,9 +279,6 @@ func (p *Publisher) stoppedLocked() error {
 	return nil
 }
 
-// Pending returns the number of events awaiting acknowledgement.
-func (p *Publisher) Pending() int { return len(p.slots) }
-
 // Err returns the error that stopped the Publisher, if any.
 func (p *Publisher) Err() error {
 	p.mu.Lock()
@@ -287,7 +287,8 @@ func (p *Publisher) Err() error {
 }
 
 // Close stops the Publisher. Callbacks of events not yet acknowledged never
-// run.
+// run, and acknowledgements arriving later are ignored: the source that
+// published them resumes from its last acknowledged position.
 func (p *Publisher) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -300,6 +301,11 @@ func (p *Publisher) Close() {
 	p.wg.Wait()
 	_ = p.sub.Unsubscribe()
 	p.nc.RemoveStatusListener(p.status)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ; p.acked+1 < p.next; p.acked++ {
+		p.ring[(p.acked+1)%uint64(len(p.ring))].counters.inflight.Dec()
+	}
 }
 
 // onAck handles the stream's reply to one publish.
@@ -334,6 +340,7 @@ func (p *Publisher) onAck(m *nats.Msg) {
 		if !head.acked {
 			break
 		}
+		head.counters.inflight.Dec()
 		*head = inflight{}
 		p.acked++
 		freed++
@@ -421,6 +428,7 @@ func (p *Publisher) countersLocked(source string) *sourceCounters {
 			published:  metricPublished.WithLabelValues(source),
 			duplicates: metricDuplicates.WithLabelValues(source),
 			errors:     metricPublishErrors.WithLabelValues(source),
+			inflight:   metricInflight.WithLabelValues(source),
 		}
 		p.counters[source] = c
 	}

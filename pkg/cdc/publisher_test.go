@@ -199,3 +199,49 @@ func BenchmarkPublish(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+func TestPublisherInflightGauge(t *testing.T) {
+	s := cdctest.New(t)
+	// A plain subscriber stands where the stream would and holds its
+	// acknowledgements until the test releases them.
+	prefix := s.Name + ".held"
+	held := make(chan *nats.Msg, 16)
+	sub, err := s.NC.Subscribe(prefix+".>", func(m *nats.Msg) { held <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	gauge := func() float64 { return cdc.Inflight(cdc.SourceMongo) }
+	base := gauge()
+	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		if err := pub.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := gauge() - base; got != 3 {
+		t.Fatalf("in flight after 3 publishes: %v, want 3", got)
+	}
+	for i := range 2 {
+		m := <-held
+		if err := m.Respond(fmt.Appendf(nil, `{"stream":"HELD","seq":%d}`, i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); gauge()-base != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("in flight after 2 of 3 acknowledgements: %v, want 1", gauge()-base)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	// Closed with an event unacknowledged, the Publisher no longer counts
+	// it: its source resumes from before it.
+	pub.Close()
+	if got := gauge() - base; got != 0 {
+		t.Fatalf("in flight after Close: %v, want 0", got)
+	}
+}
