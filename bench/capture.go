@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -26,38 +27,47 @@ import (
 var waitWhenStalled = jetstream.WithStallWait(time.Minute)
 
 // publishLoop is the reference: a plain JetStream async-publish loop of n
-// 200-byte messages to a file stream, waiting for every acknowledgement.
-func (e *benchEnv) publishLoop(ctx context.Context, n int) (float64, error) {
+// 200-byte messages to a file stream, waiting for every acknowledgement. It
+// returns the loop's rate and the CPU per message of this process and the
+// NATS server together.
+func (e *benchEnv) publishLoop(ctx context.Context, n int) (rate, cpu float64, err error) {
 	prefix := e.name("ref")
 	stream, err := e.stream(ctx, prefix)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() { _ = e.js.DeleteStream(ctx, stream) }()
 	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	payload := make([]byte, 200)
-	start := time.Now()
-	for i := range n {
-		if _, err := js.PublishAsync(prefix+".x", payload, jetstream.WithMsgID(fmt.Sprintf("ref-%d", i)), waitWhenStalled); err != nil {
-			return 0, err
+	cpu, err = cpuPerEvent(n, func() error {
+		start := time.Now()
+		for i := range n {
+			if _, err := js.PublishAsync(prefix+".x", payload, jetstream.WithMsgID(fmt.Sprintf("ref-%d", i)), waitWhenStalled); err != nil {
+				return err
+			}
 		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("reference publishes not acknowledged")
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(5 * time.Minute):
+			return errors.New("reference publishes not acknowledged")
+		}
+		rate = float64(n) / time.Since(start).Seconds()
+		return nil
+	}, os.Getpid(), e.nats.cmd.Process.Pid)
+	return rate, cpu, err
 }
 
 // pgRun is one timed PostgreSQL capture: the source's rate, the bare
-// drain's, and the share of a core the walsender used while each read.
+// drain's, the share of a core the walsender used while each read, and the
+// CPU per event of the source's walsender and of this process (where the
+// source runs) and the NATS server together.
 type pgRun struct {
 	ours, drain       float64
 	oursWal, drainWal float64
+	walCPU, oursCPU   float64
 }
 
 // pgCapture commits rows (bulk: one transaction; otherwise one transaction
@@ -125,20 +135,28 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (pgRun, e
 	if run.drain, run.drainWal, drainPID, err = e.bareDrain(ctx, name, rows); err != nil {
 		return pgRun{}, err
 	}
-	if r, err = e.start(src, name); err != nil {
-		return pgRun{}, err
+	var wal *walsender
+	run.oursCPU, err = cpuPerEvent(rows, func() error {
+		if r, err = e.start(src, name); err != nil {
+			return err
+		}
+		if wal, err = e.watchWalsender(ctx, name, drainPID); err != nil {
+			return err
+		}
+		first, last, err := e.timeMsgs(ctx, stream, 2, uint64(2+rows), 5*time.Minute)
+		run.ours = float64(rows-1) / last.Sub(first).Seconds()
+		return err
+	}, os.Getpid(), e.nats.cmd.Process.Pid)
+	if r != nil {
+		defer func() { _ = r.stop() }()
 	}
-	defer func() { _ = r.stop() }()
-	wal, err := e.watchWalsender(ctx, name, drainPID)
 	if err != nil {
 		return pgRun{}, err
 	}
-	first, last, err := e.timeMsgs(ctx, stream, 2, uint64(2+rows), 5*time.Minute)
-	if err != nil {
-		return pgRun{}, err
-	}
-	run.ours = float64(rows-1) / last.Sub(first).Seconds()
 	run.oursWal, err = wal.share()
+	if err == nil {
+		run.walCPU, err = wal.perEvent(rows)
+	}
 	return run, err
 }
 
@@ -185,6 +203,16 @@ func (w *walsender) share() (float64, error) {
 		return 0, fmt.Errorf("walsender %d: %w", w.pid, err)
 	}
 	return (cpu - w.cpu).Seconds() / time.Since(w.start).Seconds(), nil
+}
+
+// perEvent returns the walsender's CPU since it was watched, in µs per
+// event of n.
+func (w *walsender) perEvent(n int) (float64, error) {
+	cpu, err := childCPU(w.pid)
+	if err != nil {
+		return 0, fmt.Errorf("walsender %d: %w", w.pid, err)
+	}
+	return (cpu - w.cpu).Seconds() * 1e6 / float64(n), nil
 }
 
 // bareDrain reads the slot's pending changes with pglogrepl alone (no
@@ -254,10 +282,10 @@ func (e *benchEnv) bareDrain(ctx context.Context, slot string, rows int) (rate, 
 }
 
 func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
-	var ref, refSmall []float64
+	var ref, refSmall, refSmallCPU []float64
 	var bulk, small []pgRun
 	for range e.o.runs {
-		r, err := e.publishLoop(ctx, e.o.pgRows)
+		r, _, err := e.publishLoop(ctx, e.o.pgRows)
 		if err != nil {
 			return err
 		}
@@ -265,7 +293,7 @@ func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
 		if err != nil {
 			return err
 		}
-		rs, err := e.publishLoop(ctx, e.o.pgTxns)
+		rs, rsCPU, err := e.publishLoop(ctx, e.o.pgTxns)
 		if err != nil {
 			return err
 		}
@@ -274,8 +302,10 @@ func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
 			return err
 		}
 		ref, bulk, refSmall, small = append(ref, r), append(bulk, b), append(refSmall, rs), append(small, s)
+		refSmallCPU = append(refSmallCPU, rsCPU)
 		e.logger.Info("postgres capture run", "reference", int(r), "bulk", int(b.ours), "bare_drain_bulk", int(b.drain),
-			"small_txns", int(s.ours), "bare_drain_small", int(s.drain), "walsender_small", s.oursWal, "walsender_drain_small", s.drainWal)
+			"small_txns", int(s.ours), "bare_drain_small", int(s.drain), "walsender_small", s.oursWal, "walsender_drain_small", s.drainWal,
+			"small_cpu_us", s.oursCPU, "reference_small_cpu_us", rsCPU, "walsender_small_cpu_us", s.walCPU)
 	}
 	pick := func(runs []pgRun, f func(pgRun) float64) []float64 {
 		out := make([]float64, len(runs))
@@ -306,6 +336,15 @@ func (e *benchEnv) postgresCapture(ctx context.Context, rep *report) error {
 		figure: "PostgreSQL walsender busy during the one-row capture (share of one core)", ours: summarize(pick(small, func(r pgRun) float64 { return r.oursWal })),
 		ref: summarize(pick(small, func(r pgRun) float64 { return r.drainWal })), refName: "during the bare drain",
 		note: "CPU time of the walsender process serving the slot over the time it streamed, from /proc: near 1, PostgreSQL's own decoding sets the pace",
+	})
+	rep.add(row{
+		figure: "PostgreSQL one-row capture: CPU per event of the source and the NATS server (µs)", ours: summarize(pick(small, func(r pgRun) float64 { return r.oursCPU })),
+		ref: summarize(refSmallCPU), refName: "publish loop and the NATS server", ratios: ratios(pick(small, func(r pgRun) float64 { return r.oursCPU }), refSmallCPU),
+		note: "CPU time of the bench process, where both run, and of the NATS server, from /proc, from the source's start to the last event acknowledged",
+	})
+	rep.add(row{
+		figure: "PostgreSQL one-row capture: the walsender's CPU per transaction (µs)", ours: summarize(pick(small, func(r pgRun) float64 { return r.walCPU })),
+		note: "PostgreSQL decoding and sending each transaction, on the same 2 cores: the publish loop has no PostgreSQL to share them with",
 	})
 	return nil
 }

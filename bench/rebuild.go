@@ -116,6 +116,31 @@ func (e *benchEnv) rebuildView(stream, prefix string, n int) (float64, float64, 
 	return float64(n) / took.Seconds(), cpu.Seconds() * 1e6 / float64(n), nil
 }
 
+// cpuPerEvent runs fn and returns the CPU time the processes pids used
+// meanwhile, all together, in µs per event of n.
+func cpuPerEvent(n int, fn func() error, pids ...int) (float64, error) {
+	total := func() (time.Duration, error) {
+		var sum time.Duration
+		for _, pid := range pids {
+			c, err := childCPU(pid)
+			if err != nil {
+				return 0, err
+			}
+			sum += c
+		}
+		return sum, nil
+	}
+	c0, err := total()
+	if err != nil {
+		return 0, err
+	}
+	if err := fn(); err != nil {
+		return 0, err
+	}
+	c1, err := total()
+	return (c1 - c0).Seconds() * 1e6 / float64(n), err
+}
+
 // childCPU is the CPU time process pid has used so far, in clock ticks of
 // 10 ms (USER_HZ is 100 on Linux).
 func childCPU(pid int) (time.Duration, error) {
@@ -143,17 +168,7 @@ func (e *benchEnv) rebuildFigure(ctx context.Context, rep *report) error {
 	n := 1000 + e.o.rebuild
 	var ours, bare, oursCPU, bareCPU, oursSrv, bareSrv []float64
 	// serverCPU is the NATS server's CPU per event while fn runs.
-	serverCPU := func(fn func() error) (float64, error) {
-		c0, err := childCPU(e.nats.cmd.Process.Pid)
-		if err != nil {
-			return 0, err
-		}
-		if err := fn(); err != nil {
-			return 0, err
-		}
-		c1, err := childCPU(e.nats.cmd.Process.Pid)
-		return (c1 - c0).Seconds() * 1e6 / float64(n), err
-	}
+	serverCPU := func(fn func() error) (float64, error) { return cpuPerEvent(n, fn, e.nats.cmd.Process.Pid) }
 	for range e.o.runs {
 		var b, bc, o, oc float64
 		bs, err := serverCPU(func() (err error) { b, bc, err = e.bareConsume(ctx, stream, n); return err })
