@@ -27,6 +27,7 @@ pkg/cdc FuzzLookup
 pkg/projection FuzzApply
 pkg/projection FuzzRestore
 pkg/cdc/postgres FuzzRow
+pkg/cdc/postgres FuzzPgoutput
 pkg/cdc/mongo FuzzExtJSON
 pkg/cdc/mongo FuzzDecodeEntry
 TARGETS

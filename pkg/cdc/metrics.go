@@ -1,6 +1,8 @@
 package cdc
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -48,15 +50,36 @@ var (
 	}, []string{"source"})
 )
 
+// bySource caches the child of a metric vector for each source: the
+// vector's WithLabelValues hashes the label and takes a lock, and the
+// counters below move for every event.
+type bySource[T any] struct {
+	children sync.Map // source -> T
+	child    func(source string) T
+}
+
+func (b *bySource[T]) of(source string) T {
+	if c, ok := b.children.Load(source); ok {
+		return c.(T) //nolint:forcetypeassert // only T is stored
+	}
+	c, _ := b.children.LoadOrStore(source, b.child(source))
+	return c.(T) //nolint:forcetypeassert // only T is stored
+}
+
+var (
+	readCounters    = bySource[prometheus.Counter]{child: func(s string) prometheus.Counter { return metricRead.WithLabelValues(s) }}
+	lastCommitTimes = bySource[prometheus.Gauge]{child: func(s string) prometheus.Gauge { return metricLastCommit.WithLabelValues(s) }}
+)
+
 // CountRead records that a source read n events.
-func CountRead(source string, n int) { metricRead.WithLabelValues(source).Add(float64(n)) }
+func CountRead(source string, n int) { readCounters.of(source).Add(float64(n)) }
 
 // CountSnapshot records a snapshot taken for reason.
 func CountSnapshot(source, reason string) { metricSnapshots.WithLabelValues(source, reason).Inc() }
 
 // SetLastCommit records the commit time (Unix seconds) of the last change read.
 func SetLastCommit(source string, unixSeconds float64) {
-	metricLastCommit.WithLabelValues(source).Set(unixSeconds)
+	lastCommitTimes.of(source).Set(unixSeconds)
 }
 
 // CountIgnored records a source entry that changed no row or document.

@@ -96,13 +96,25 @@ func appendJSONString(buf *bytes.Buffer, data []byte) error {
 // values[i] is its text (nil for NULL). The key is the text of the key
 // columns: the value itself for a one-column key, a JSON array otherwise.
 func (d *decoder) row(cols []column, values [][]byte, present func(i int) bool) (json.RawMessage, string, error) {
-	var buf bytes.Buffer
+	size := 2
+	for i, c := range cols {
+		size += len(c.name) + len(values[i]) + 8 // quotes, colon, comma, a little escaping
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	buf.WriteByte('{')
-	var keys []string
-	first := true
+	var key string    // the first key column's value
+	var keys []string // all of them, once there is a second
+	nkeys, first := 0, true
 	for i, c := range cols {
 		if c.key && values[i] != nil {
-			keys = append(keys, string(values[i]))
+			switch nkeys++; nkeys {
+			case 1:
+				key = string(values[i])
+			case 2:
+				keys = []string{key, string(values[i])}
+			default:
+				keys = append(keys, string(values[i]))
+			}
 		}
 		if !present(i) {
 			continue
@@ -111,16 +123,19 @@ func (d *decoder) row(cols []column, values [][]byte, present func(i int) bool) 
 			buf.WriteByte(',')
 		}
 		first = false
-		if err := appendJSONString(&buf, []byte(c.name)); err != nil {
+		if err := appendJSONString(buf, []byte(c.name)); err != nil {
 			return nil, "", err
 		}
 		buf.WriteByte(':')
-		if err := d.value(&buf, c.oid, values[i]); err != nil {
+		if err := d.value(buf, c.oid, values[i]); err != nil {
 			return nil, "", fmt.Errorf("column %s: %w", c.name, err)
 		}
 	}
 	buf.WriteByte('}')
-	return buf.Bytes(), keyString(keys), nil
+	if keys != nil {
+		key = keyString(keys)
+	}
+	return buf.Bytes(), key, nil
 }
 
 func keyString(parts []string) string {

@@ -73,10 +73,26 @@ func TestRow(t *testing.T) {
 }
 
 func TestCompositeKey(t *testing.T) {
-	cols := []column{{name: "a", oid: pgtype.Int4OID, key: true}, {name: "b", oid: pgtype.TextOID, key: true}}
-	_, key, err := newDecoder().row(cols, [][]byte{[]byte("1"), []byte("x")}, func(int) bool { return true })
-	if err != nil || key != `["1","x"]` {
-		t.Fatalf("key = %q, %v", key, err)
+	cols := []column{
+		{name: "a", oid: pgtype.TextOID, key: true},
+		{name: "b", oid: pgtype.TextOID, key: true},
+		{name: "c", oid: pgtype.TextOID},
+		{name: "d", oid: pgtype.TextOID, key: true},
+	}
+	tests := []struct {
+		values [][]byte
+		want   string
+	}{
+		{[][]byte{[]byte("1"), []byte("x"), []byte("-"), []byte("y")}, `["1","x","y"]`},
+		{[][]byte{[]byte(""), []byte("x"), []byte("-"), []byte("y")}, `["","x","y"]`},
+		{[][]byte{nil, []byte("x"), []byte("-"), nil}, "x"},
+		{[][]byte{nil, nil, []byte("-"), nil}, ""},
+	}
+	for _, tt := range tests {
+		_, key, err := newDecoder().row(cols, tt.values, func(int) bool { return true })
+		if err != nil || key != tt.want {
+			t.Errorf("key of %q = %q, %v; want %q", tt.values, key, err, tt.want)
+		}
 	}
 }
 

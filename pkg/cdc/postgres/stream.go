@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,6 +38,9 @@ type streamer struct {
 	pub       *cdc.Publisher
 	relations map[uint32]*relation
 	tx        txn
+	change    dml      // the change being handled, its tuples reused
+	values    [][]byte // a tuple's values, reused
+	buf       []byte   // for formatting positions
 }
 
 func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publisher, start pglogrepl.LSN) error {
@@ -166,7 +170,39 @@ func (st *streamer) copyData(ctx context.Context, repl *pgconn.PgConn, data []by
 }
 
 func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
-	msg, err := pglogrepl.Parse(xld.WALData)
+	data := xld.WALData
+	if len(data) == 0 {
+		return fmt.Errorf("empty logical message at %s", xld.WALStart)
+	}
+	switch data[0] {
+	case 'B':
+		m, err := parseBegin(data)
+		if err != nil {
+			return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
+		}
+		st.buf = append(append(append(st.buf[:0], "pg:"...), st.s.cfg.Slot...), ':')
+		start := len(st.buf)
+		st.buf = appendLSN(st.buf, m.finalLSN)
+		end := len(st.buf)
+		prefix := string(append(st.buf, ':'))
+		st.tx = txn{active: true, finalLSN: m.finalLSN, position: prefix[start:end], idPrefix: prefix, commitTime: m.commitTime}
+		return nil
+	case 'C':
+		m, err := parseCommit(data)
+		if err != nil {
+			return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
+		}
+		st.tx.active = false
+		cdc.SetLastCommit(cdc.SourcePostgres, float64(m.commitTime.UnixNano())/1e9)
+		end := uint64(m.endLSN)
+		return st.pub.AfterAcked(ctx, func() { advance(&st.s.acked, end) })
+	case 'I', 'U', 'D':
+		if err := parseDML(data, &st.change); err != nil {
+			return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
+		}
+		return st.apply(ctx, &st.change)
+	}
+	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
 	}
@@ -177,20 +213,6 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 			r.cols[i] = column{name: c.Name, oid: c.DataType, key: c.Flags&1 == 1}
 		}
 		st.relations[m.RelationID] = r
-	case *pglogrepl.BeginMessage:
-		pos := m.FinalLSN.String()
-		st.tx = txn{active: true, finalLSN: m.FinalLSN, position: pos, idPrefix: "pg:" + st.s.cfg.Slot + ":" + pos + ":", commitTime: m.CommitTime}
-	case *pglogrepl.CommitMessage:
-		end := uint64(m.TransactionEndLSN)
-		st.tx.active = false
-		cdc.SetLastCommit(cdc.SourcePostgres, float64(m.CommitTime.UnixNano())/1e9)
-		return st.pub.AfterAcked(ctx, func() { advance(&st.s.acked, end) })
-	case *pglogrepl.InsertMessage:
-		return st.change(ctx, m.RelationID, cdc.OpInsert, nil, 0, m.Tuple)
-	case *pglogrepl.UpdateMessage:
-		return st.change(ctx, m.RelationID, cdc.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple)
-	case *pglogrepl.DeleteMessage:
-		return st.change(ctx, m.RelationID, cdc.OpDelete, m.OldTuple, m.OldTupleType, nil)
 	case *pglogrepl.TruncateMessage:
 		// A TRUNCATE carries no rows: it says the table is empty as of this
 		// transaction, which is what an empty snapshot says too.
@@ -217,6 +239,26 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 	return nil
 }
 
+// appendLSN appends lsn as PostgreSQL prints it (pglogrepl.LSN.String:
+// %X/%X), without fmt: this runs for every transaction.
+func appendLSN(b []byte, lsn pglogrepl.LSN) []byte {
+	const hex = "0123456789ABCDEF"
+	half := func(b []byte, v uint64) []byte {
+		var tmp [8]byte
+		i := len(tmp)
+		for {
+			i--
+			tmp[i] = hex[v&0xF]
+			v >>= 4
+			if v == 0 {
+				break
+			}
+		}
+		return append(b, tmp[i:]...)
+	}
+	return half(append(half(b, uint64(lsn)>>32), '/'), uint64(lsn)&0xFFFF_FFFF)
+}
+
 func advance(v interface {
 	Load() uint64
 	CompareAndSwap(old, new uint64) bool
@@ -229,23 +271,24 @@ func advance(v interface {
 	}
 }
 
-func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, old *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData) error {
-	rel, ok := st.relations[relID]
+func (st *streamer) apply(ctx context.Context, m *dml) error {
+	rel, ok := st.relations[m.relID]
 	if !ok {
-		return fmt.Errorf("change for unknown relation %d", relID)
+		return fmt.Errorf("change for unknown relation %d", m.relID)
 	}
 	name, cols := rel.name, rel.cols
+	op := m.op
 	var after, before json.RawMessage
 	var key, oldKey string
 	var err error
-	if newTuple != nil {
-		after, key, err = st.tuple(cols, newTuple)
+	if op != cdc.OpDelete {
+		after, key, err = st.tuple(cols, m.new)
 		if err != nil {
 			return fmt.Errorf("decode %s row: %w", name, err)
 		}
 	}
-	if old != nil {
-		before, oldKey, err = st.tuple(cols, old)
+	if m.oldType != 0 {
+		before, oldKey, err = st.tuple(cols, m.old)
 		if err != nil {
 			return fmt.Errorf("decode %s old row: %w", name, err)
 		}
@@ -264,26 +307,24 @@ func (st *streamer) change(ctx context.Context, relID uint32, op cdc.Op, old *pg
 		}
 		return st.emit(ctx, name, cdc.OpInsert, key, after, nil)
 	}
-	if oldType == 'K' && op == cdc.OpUpdate {
+	if m.oldType == 'K' && op == cdc.OpUpdate {
 		before = nil
 	}
 	return st.emit(ctx, name, op, key, after, before)
 }
 
-func (st *streamer) tuple(cols []column, t *pglogrepl.TupleData) (json.RawMessage, string, error) {
-	if len(t.Columns) != len(cols) {
-		return nil, "", fmt.Errorf("tuple has %d columns, relation %d", len(t.Columns), len(cols))
+func (st *streamer) tuple(cols []column, t []tupleCol) (json.RawMessage, string, error) {
+	if len(t) != len(cols) {
+		return nil, "", fmt.Errorf("tuple has %d columns, relation %d", len(t), len(cols))
 	}
-	values := make([][]byte, len(cols))
-	for i, c := range t.Columns {
-		if c.DataType == pglogrepl.TupleDataTypeText || c.DataType == pglogrepl.TupleDataTypeBinary {
-			values[i] = c.Data
-		}
+	st.values = slices.Grow(st.values[:0], len(t))[:len(t)]
+	for i, c := range t {
+		st.values[i] = c.data // nil for NULL and unchanged TOASTed values
 	}
-	return st.s.dec.row(cols, values, func(i int) bool {
+	return st.s.dec.row(cols, st.values, func(i int) bool {
 		// 'u': an unchanged TOASTed value the server did not send; publishing
 		// it as null would be a lie, so the column is left out.
-		return t.Columns[i].DataType != 'u'
+		return t[i].kind != 'u'
 	})
 }
 
