@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 type ingestorProc struct {
 	cmd  *exec.Cmd
 	name string
+	url  string
 }
 
 // startIngestor runs the ingestor binary on the bench database's employees
@@ -39,16 +43,36 @@ func (e *benchEnv) startIngestor(ctx context.Context, name, coll, stream string,
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (make build first): %w", e.o.ingestorBin, err)
 	}
-	p := &ingestorProc{cmd: cmd, name: name}
+	p := &ingestorProc{cmd: cmd, name: name, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	if !wait {
 		return p, nil
 	}
-	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d", port), 10*time.Millisecond, 2*time.Minute); err != nil {
+	if err := waitReady(p.url, 10*time.Millisecond, 2*time.Minute); err != nil {
 		_ = p.cmd.Process.Kill()
 		_ = p.cmd.Wait()
 		return nil, fmt.Errorf("ingestor: %w", err)
 	}
 	return p, nil
+}
+
+// metric returns the value of the unlabelled metric name on the ingestor's
+// /metrics.
+func (p *ingestorProc) metric(name string) (float64, error) {
+	resp, err := http.Get(p.url + "/metrics") //nolint:gosec,noctx // loopback
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("ingestor /metrics has no %s", name)
 }
 
 // stop stops the ingestor with SIGTERM, as an orchestrator does, so it

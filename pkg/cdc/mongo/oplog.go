@@ -170,8 +170,25 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 		select {
 		case out <- b:
 			return true
-		case <-ctx.Done():
-			return false
+		default:
+		}
+		// The publishing side is still busy with the previous batch. The
+		// wait is counted as it goes, so a stall shows while it lasts.
+		start := time.Now()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case out <- b:
+				metricReaderWait.Add(time.Since(start).Seconds())
+				return true
+			case <-ctx.Done():
+				metricReaderWait.Add(time.Since(start).Seconds())
+				return false
+			case now := <-tick.C:
+				metricReaderWait.Add(now.Sub(start).Seconds())
+				start = now
+			}
 		}
 	}
 	pos := from

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -154,5 +155,46 @@ func TestOversizedDocument(t *testing.T) {
 	}
 	if evs[3].Key != "after" {
 		t.Fatalf("the source must go on after an oversized document: %s", cdctest.Summary(evs))
+	}
+}
+
+// TestOplogReaderWaitIsMeasured: when publishing stalls, the oplog reader
+// waits to hand over what it read, and the wait is counted.
+func TestOplogReaderWaitIsMeasured(t *testing.T) {
+	h := newHarness(t)
+	h.insert("a", "S-01")
+	h.start()
+	h.WaitEvents(3)
+	if err := h.Stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	// Three batches of backlog: one being published, one handed over, and
+	// one the reader holds while it waits.
+	docs := make([]any, 2500)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "vendedor", Value: "S-01"}}
+	}
+	if _, err := h.coll.InsertMany(context.Background(), docs); err != nil {
+		t.Fatal(err)
+	}
+	// A plain subscriber stands where the stream would and acknowledges
+	// nothing, so the first publish never completes.
+	held := h.Name + ".held"
+	sub, err := h.NC.Subscribe(held+".>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	before := cdcmongo.ReaderWait()
+	src, err := cdcmongo.New(h.cfg, h.Checkpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start(src, cdc.WithSubjectPrefix(held), cdc.WithMaxPending(1), cdc.WithAckTimeout(time.Minute))
+	for deadline := time.Now().Add(30 * time.Second); cdcmongo.ReaderWait()-before < 0.05; {
+		if time.Now().After(deadline) {
+			t.Fatalf("reader wait grew by %.3fs in 30s while publishing stalled", cdcmongo.ReaderWait()-before)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 }
