@@ -261,5 +261,17 @@ const profileNotes = `
   allocations per transaction. Alternating runs of the PostgreSQL figures:
   bulk 0.83-0.86 -> 0.90-0.93 of the publish loop; one-row within the
   noise (0.65-0.71 -> 0.70-0.73), where the NATS server and the walsender
-  spend most of the CPU.
+  spend most of the CPU. Metering the NATS server alone during the one-row
+  capture: 7.5-8.5 µs per event for the source's events against 5.7-6.3
+  for the loop's, while the bench process (source or loop) spent about the
+  same on either; the server gets the source's events at 90k/s instead of
+  150k/s, fewer per read, which costs it more per message.
+- MongoDB capture, the reader's wait: the oplog reader now counts the time
+  it waits for the publishing side to take a batch
+  (reportes_mongo_oplog_reader_wait_seconds_total), and the bench reads it
+  from the ingestor after each run. It was 0 in every run, including those
+  at 0.57-0.86 of the bare tail: the ingestor is not the bottleneck, and
+  the ratio is the CPU the ingestor and the NATS server take from FerretDB,
+  whose JSON storage and garbage collector dominate a profile of the bench
+  process.
 `
