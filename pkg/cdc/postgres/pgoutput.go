@@ -14,7 +14,7 @@ import (
 // The messages every captured row goes through (BEGIN, COMMIT, INSERT,
 // UPDATE and DELETE of pgoutput's protocol version 1) are decoded here
 // without allocating: pglogrepl.Parse allocates the message, every column
-// and a copy of every value, 13 allocations for a one-row insert
+// and a copy of every value, 14 allocations for a one-row insert
 // transaction. The rest of the protocol (relations, types, truncates,
 // origins) still goes through pglogrepl. FuzzPgoutput holds this decoding
 // to pglogrepl's.
