@@ -474,27 +474,25 @@ func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
 			})
 			return float64(e.o.mongoDocs-1) / time.Since(first).Seconds(), err
 		}
-		var ingCPU, natsCPU time.Duration
-		var wait float64
-		timeIngestor := func() (float64, error) {
+		var ingCPU, natsCPU, wait float64 // CPU in µs per document
+		timeIngestor := func() (rate float64, err error) {
 			ing, err := e.startIngestor(ctx, name, name, stream, true)
 			if err != nil {
 				return 0, err
 			}
 			defer func() { _ = ing.stop() }()
-			i0, err0 := childCPU(ing.cmd.Process.Pid)
-			n0, err1 := childCPU(e.nats.cmd.Process.Pid)
-			first, last, err := e.timeMsgs(ctx, stream, base, base+uint64(e.o.mongoDocs), 5*time.Minute)
-			i1, err2 := childCPU(ing.cmd.Process.Pid)
-			n1, err3 := childCPU(e.nats.cmd.Process.Pid)
-			if err == nil {
-				err = errors.Join(err0, err1, err2, err3)
-			}
-			ingCPU, natsCPU = i1-i0, n1-n0
+			natsCPU, err = cpuPerEvent(e.o.mongoDocs, func() (err error) {
+				ingCPU, err = cpuPerEvent(e.o.mongoDocs, func() error {
+					first, last, err := e.timeMsgs(ctx, stream, base, base+uint64(e.o.mongoDocs), 5*time.Minute)
+					rate = float64(e.o.mongoDocs-1) / last.Sub(first).Seconds()
+					return err
+				}, ing.cmd.Process.Pid)
+				return err
+			}, e.nats.cmd.Process.Pid)
 			if err == nil {
 				wait, err = ing.metric("reportes_mongo_oplog_reader_wait_seconds_total")
 			}
-			return float64(e.o.mongoDocs-1) / last.Sub(first).Seconds(), err
+			return rate, err
 		}
 		// Which reader goes first alternates between runs, so drift of the
 		// machine during a run favours neither.
@@ -514,8 +512,7 @@ func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
 		_ = e.js.DeleteStream(ctx, stream)
 		e.dropCapture(ctx, name)
 		ours, bare = append(ours, o), append(bare, b)
-		ingUS = append(ingUS, ingCPU.Seconds()*1e6/float64(e.o.mongoDocs))
-		natsUS = append(natsUS, natsCPU.Seconds()*1e6/float64(e.o.mongoDocs))
+		ingUS, natsUS = append(ingUS, ingCPU), append(natsUS, natsCPU)
 		waits = append(waits, wait*1000)
 		e.logger.Info("mongo capture run", "bare_tail", int(b), "ingestor", int(o), "ingestor_cpu_us", ingUS[len(ingUS)-1], "nats_cpu_us", natsUS[len(natsUS)-1])
 	}
