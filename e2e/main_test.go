@@ -83,8 +83,11 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(ferret.Stop)
 	pgURL := stack.Database(t)
-	apiPort, _ := devstack.FreePort()
-	ingPort, _ := devstack.FreePort()
+	ports, err := devstack.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiPort, ingPort := ports[0], ports[1]
 	e := &env{
 		t: t, stack: stack, ferret: ferret, apiPort: apiPort, procs: map[string]*proc{},
 		vars: map[string]string{
