@@ -22,6 +22,15 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger) (*nats.Conn, error
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			logger.Info("reconnected to NATS", "url", Redact(nc.ConnectedUrl()))
 		}),
+		// Errors no call returns: a slow consumer, an ordered consumer the
+		// client could not recreate.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			logger.Warn("NATS asynchronous error", "subject", subject, "err", err)
+		}),
 	}
 	if c.NatsCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NatsCreds))

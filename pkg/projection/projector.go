@@ -22,13 +22,14 @@ import (
 
 // Projector feeds a View from the event stream: it replays the stream from
 // its first message (rebuilding the view), then follows it. It uses an
-// ordered consumer, which JetStream recreates transparently after a
-// disconnect at the next expected sequence, so the view sees every event once
+// ordered consumer, which the NATS client recreates at the next expected
+// sequence after a gap or a disconnect, so the view sees every event once
 // and in order; View.Apply's idempotency covers the rest.
 type Projector struct {
 	gcRestore atomic.Int32 // 0: untouched, 1: raised for the rebuild, 2: restored
 	gcPrev    atomic.Int64
 	js        jetstream.JetStream
+	legacy    nats.JetStreamContext // for its push-based ordered consumer
 	nc        *nats.Conn
 	view      *View
 	opts      projectorOptions
@@ -103,7 +104,11 @@ func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error)
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
-	p := &Projector{js: js, nc: nc, view: view, opts: o}
+	legacy, err := nc.JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	p := &Projector{js: js, legacy: legacy, nc: nc, view: view, opts: o}
 	if o.snapBucket != "" && o.snapEvery > 0 {
 		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.stream, o.subjectPrefix, view)
 	}
@@ -128,11 +133,16 @@ func (p *Projector) Run(ctx context.Context) error {
 		}()
 		defer func() { <-saver }()
 	}
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
 	for {
+		start := time.Now()
 		err := p.consume(ctx)
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // stopping on request is a clean exit
+		}
+		if time.Since(start) > time.Minute {
+			backoff = firstBackoff // a consumer that ran for a while: a new failure
 		}
 		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", backoff)
 		select {
@@ -172,28 +182,35 @@ func (p *Projector) consume(ctx context.Context) error {
 		prev := debug.SetGCPercent(rebuildGCPercent)
 		p.gcPrev.Store(int64(prev))
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	// The ordered consumer is nats.go's push-based one: the server pushes
+	// the stream with flow control, and the client recreates the consumer
+	// after the next expected sequence on a gap or when two heartbeats are
+	// missed (a deleted consumer). Rebuilding 1M events, the api reads about
+	// a tenth faster with it than with the pull-based ordered consumer of
+	// the jetstream package, and the NATS server spends less per message.
+	opts := []nats.SubOpt{nats.OrderedConsumer(), nats.IdleHeartbeat(heartbeat), nats.BindStream(p.opts.stream), nats.DeliverAll()}
+	if seq := p.view.Seq(); seq > 0 {
+		opts[3] = nats.StartSequence(seq + 1)
+	}
+	// A server that restarted has lost the consumer (it is held in memory):
+	// after any reconnect this consumer ends, and Run starts a new one
+	// after the last applied sequence at once instead of after two missed
+	// heartbeats.
+	reconnected := p.nc.StatusChanged(nats.CONNECTED)
+	defer p.nc.RemoveStatusListener(reconnected)
 	// A filter equal to the stream's only subject selects every message,
 	// but the server still matches each message against it: a tenth of its
 	// work per message in a rebuild. The consumer filters only when the
 	// stream holds more than the prefix; add skips anything else that
 	// arrives (the stream's subjects widened later).
+	filter := ""
 	if all := p.opts.subjectPrefix + ".>"; !slices.Equal(info.Config.Subjects, []string{all}) {
-		cfg.FilterSubjects = []string{all}
-	}
-	if seq := p.view.Seq(); seq > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = seq + 1
-	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("create ordered consumer: %w", err)
+		filter = all
 	}
 	pl := p.newPipeline()
 	defer pl.close()
-	// The ordered consumer recreates itself after missed heartbeats, a
-	// deleted consumer or a reconnect; any other error ends this consumer
-	// and Run starts a new one after the last applied sequence.
+	// Any error ends this consumer and Run starts a new one after the last
+	// applied sequence.
 	failed := make(chan error, 1)
 	fail := func(err error) {
 		select {
@@ -201,32 +218,39 @@ func (p *Projector) consume(ctx context.Context) error {
 		default:
 		}
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
+	sub, err := p.legacy.Subscribe(filter, func(msg *nats.Msg) {
 		if err := pl.add(msg); err != nil {
 			fail(err)
 		}
-	}, jetstream.PullMaxMessages(4096), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders) {
-			p.opts.logger.Warn("ordered consumer interrupted; it resumes by itself", "err", err)
-			return
-		}
-		fail(err)
-	}))
+	}, opts...)
 	if err != nil {
-		return fmt.Errorf("consume: %w", err)
+		return fmt.Errorf("create ordered consumer: %w", err)
+	}
+	// The subscription closes after its last callback: when stopped below,
+	// or when the client gives up recreating the consumer (the reason goes
+	// to the connection's error handler).
+	closed := make(chan struct{})
+	closeOnce := sync.OnceFunc(func() { close(closed) })
+	sub.SetClosedHandler(func(string) { closeOnce() })
+	if !sub.IsValid() {
+		closeOnce() // closed before the handler was set
 	}
 	// A filtered consumer with nothing to deliver (the stream holds only
 	// other subjects past the view) sends no batch to say it caught up.
-	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+	if pending, err := sub.InitialConsumerPending(); err == nil && pending == 0 {
 		p.markReady()
 	}
 	select {
 	case <-ctx.Done():
 	case err = <-failed:
+	case <-closed:
+		err = errors.New("ordered consumer closed by the client (see the NATS error log)")
+	case <-reconnected:
+		err = errors.New("reconnected to NATS; a new consumer resumes after the last applied event")
 	}
-	cc.Stop()
+	_ = sub.Unsubscribe()
 	select {
-	case <-cc.Closed():
+	case <-closed:
 	case <-time.After(stopTimeout):
 		p.opts.logger.Warn("consumer did not stop in time", "timeout", stopTimeout)
 	}
@@ -235,6 +259,10 @@ func (p *Projector) consume(ctx context.Context) error {
 	}
 	return nil
 }
+
+// heartbeat is how often the server tells an idle ordered consumer where
+// it stands; two missed ones make the client recreate the consumer.
+const heartbeat = time.Second
 
 // stopTimeout bounds the wait for the consumer's last callback on stop.
 const stopTimeout = 5 * time.Second
@@ -286,14 +314,14 @@ func (p *Projector) newPipeline() *pipeline {
 // add decodes msg into the current batch. After an error, or once closed,
 // it takes nothing more: the next consumer starts after the last event
 // taken, so nothing is skipped.
-func (pl *pipeline) add(msg jetstream.Msg) error {
+func (pl *pipeline) add(msg *nats.Msg) error {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	b := pl.b
 	if b == nil {
 		return nil
 	}
-	seq, pending, ok := ackSequence(msg.Reply())
+	seq, pending, ok := ackSequence(msg.Reply)
 	if !ok {
 		meta, err := msg.Metadata()
 		if err != nil {
@@ -306,8 +334,8 @@ func (pl *pipeline) add(msg jetstream.Msg) error {
 	e := &b.entries[len(b.entries)-1]
 	// A message outside the prefix is no event of ours: the view records
 	// only its sequence.
-	if strings.HasPrefix(msg.Subject(), pl.prefix) {
-		if err := cdc.Decode(msg.Data(), &e.Event); err != nil {
+	if strings.HasPrefix(msg.Subject, pl.prefix) {
+		if err := cdc.Decode(msg.Data, &e.Event); err != nil {
 			// Applied as an event of no collection: the view records its
 			// sequence, and it goes to the dead letters with the reason.
 			e.Event = cdc.Event{ID: "invalid"}
@@ -317,7 +345,7 @@ func (pl *pipeline) add(msg jetstream.Msg) error {
 			e.Err = err
 		}
 	}
-	b.data = append(b.data, msg.Data())
+	b.data = append(b.data, msg.Data)
 	if len(b.entries) == batchSize || pending == 0 {
 		b.caughtUp = pending == 0
 		metricPending.Set(float64(pending))

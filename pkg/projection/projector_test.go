@@ -19,6 +19,7 @@ import (
 // snapshotHarness is a NATS server with a stream of change events.
 type snapshotHarness struct {
 	t      *testing.T
+	srv    *devstack.NATS
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream string
@@ -32,13 +33,13 @@ func newSnapshotHarness(t *testing.T) *snapshotHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	nc, err := nats.Connect(srv.URL())
+	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	h := &snapshotHarness{t: t, nc: nc, js: js, stream: "SNAP"}
+	h := &snapshotHarness{t: t, srv: srv, nc: nc, js: js, stream: "SNAP"}
 	if _, err := cdc.EnsureStream(context.Background(), js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
 		t.Fatal(err)
 	}
@@ -311,5 +312,63 @@ func TestProjectorNothingUnderThePrefix(t *testing.T) {
 	defer stop()
 	if got := p.View().Totals().TotalPedidosProcesados; got != 0 {
 		t.Fatalf("view holds %d orders, want none", got)
+	}
+}
+
+// TestProjectorConsumerDeleted: when its consumer disappears from the
+// server (deleted by an operator, lost with a server's state), the
+// projector goes on from the next sequence with a new one, neither missing
+// nor repeating an event.
+func TestProjectorConsumerDeleted(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(10)
+	p, stop := h.run(WithSnapshots("", 0))
+	defer stop()
+
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, h.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for name := range s.ConsumerNames(ctx).Name() {
+		if err := s.DeleteConsumer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted != 1 {
+		t.Fatalf("deleted %d consumers, want the projector's one", deleted)
+	}
+	h.publish(7)
+	devstack.Eventually(t, 60*time.Second, func() (bool, string) {
+		return p.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", p.View().Seq(), h.lastSeq())
+	})
+	if got := p.View().Totals().TotalPedidosProcesados; got != 17 {
+		t.Fatalf("view holds %d orders, want 17", got)
+	}
+}
+
+// TestProjectorNATSRestart: a NATS server that restarts loses the
+// projector's consumer (ordered consumers live in memory); the projector
+// goes on after the last event it applied once reconnected.
+func TestProjectorNATSRestart(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(10)
+	p, stop := h.run(WithSnapshots("", 0))
+	defer stop()
+
+	if err := h.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
+		return h.nc.IsConnected(), "client not reconnected"
+	})
+	h.publish(7)
+	devstack.Eventually(t, 60*time.Second, func() (bool, string) {
+		return p.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", p.View().Seq(), h.lastSeq())
+	})
+	if got := p.View().Totals().TotalPedidosProcesados; got != 17 {
+		t.Fatalf("view holds %d orders, want 17", got)
 	}
 }
