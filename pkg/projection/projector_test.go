@@ -90,6 +90,36 @@ func (h *snapshotHarness) run(opts ...Option) (p *Projector, stop func()) {
 	}
 }
 
+// following returns a harness with orders in its stream and a projector,
+// without snapshots, that has caught up with them and follows the stream
+// until the test ends.
+func following(t *testing.T, orders int) (*snapshotHarness, *Projector) {
+	t.Helper()
+	h := newSnapshotHarness(t)
+	h.publish(orders)
+	p, stop := h.run(WithSnapshots("", 0))
+	t.Cleanup(stop)
+	return h, p
+}
+
+// waitApplied waits until p's view reflects the stream's last message.
+func (h *snapshotHarness) waitApplied(p *Projector) {
+	h.t.Helper()
+	devstack.Eventually(h.t, 60*time.Second, func() (bool, string) {
+		return p.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", p.View().Seq(), h.lastSeq())
+	})
+}
+
+// caughtUp waits for p to apply the whole stream and checks it counted
+// orders, each once.
+func (h *snapshotHarness) caughtUp(p *Projector, orders int) {
+	h.t.Helper()
+	h.waitApplied(p)
+	if got := p.View().Totals().TotalPedidosProcesados; got != orders {
+		h.t.Fatalf("view holds %d orders, want %d", got, orders)
+	}
+}
+
 func (h *snapshotHarness) lastSeq() uint64 {
 	s, _ := h.js.Stream(context.Background(), h.stream)
 	info, err := s.Info(context.Background())
@@ -265,10 +295,7 @@ func (h *snapshotHarness) widen() {
 // is ready once it has all there is under the prefix. Both skip a
 // well-formed order event published outside the prefix.
 func TestProjectorOtherSubjects(t *testing.T) {
-	h := newSnapshotHarness(t)
-	h.publish(10)
-	first, stop := h.run(WithSnapshots("", 0))
-	defer stop()
+	h, first := following(t, 10)
 
 	ctx := context.Background()
 	h.widen()
@@ -284,9 +311,7 @@ func TestProjectorOtherSubjects(t *testing.T) {
 	// consumer never delivers it, and is caught up all the same.
 	publishForeign()
 	dead := counterValue(t, metricDeadLetters)
-	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
-		return first.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", first.View().Seq(), h.lastSeq())
-	})
+	h.waitApplied(first)
 	second, stop2 := h.run(WithSnapshots("", 0))
 	defer stop2()
 	for name, p := range map[string]*Projector{"unfiltered, stream widened": first, "filtered": second} {
@@ -320,10 +345,7 @@ func TestProjectorNothingUnderThePrefix(t *testing.T) {
 // projector goes on from the next sequence with a new one, neither missing
 // nor repeating an event.
 func TestProjectorConsumerDeleted(t *testing.T) {
-	h := newSnapshotHarness(t)
-	h.publish(10)
-	p, stop := h.run(WithSnapshots("", 0))
-	defer stop()
+	h, p := following(t, 10)
 
 	ctx := context.Background()
 	s, err := h.js.Stream(ctx, h.stream)
@@ -341,22 +363,14 @@ func TestProjectorConsumerDeleted(t *testing.T) {
 		t.Fatalf("deleted %d consumers, want the projector's one", deleted)
 	}
 	h.publish(7)
-	devstack.Eventually(t, 60*time.Second, func() (bool, string) {
-		return p.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", p.View().Seq(), h.lastSeq())
-	})
-	if got := p.View().Totals().TotalPedidosProcesados; got != 17 {
-		t.Fatalf("view holds %d orders, want 17", got)
-	}
+	h.caughtUp(p, 17)
 }
 
 // TestProjectorNATSRestart: a NATS server that restarts loses the
 // projector's consumer (ordered consumers live in memory); the projector
 // goes on after the last event it applied once reconnected.
 func TestProjectorNATSRestart(t *testing.T) {
-	h := newSnapshotHarness(t)
-	h.publish(10)
-	p, stop := h.run(WithSnapshots("", 0))
-	defer stop()
+	h, p := following(t, 10)
 
 	if err := h.srv.Restart(); err != nil {
 		t.Fatal(err)
@@ -365,10 +379,5 @@ func TestProjectorNATSRestart(t *testing.T) {
 		return h.nc.IsConnected(), "client not reconnected"
 	})
 	h.publish(7)
-	devstack.Eventually(t, 60*time.Second, func() (bool, string) {
-		return p.View().Seq() == h.lastSeq(), fmt.Sprintf("view at %d, stream at %d", p.View().Seq(), h.lastSeq())
-	})
-	if got := p.View().Totals().TotalPedidosProcesados; got != 17 {
-		t.Fatalf("view holds %d orders, want 17", got)
-	}
+	h.caughtUp(p, 17)
 }
