@@ -211,12 +211,11 @@ func makeTraversable(dir string) error {
 
 // FreePort returns a TCP port free on 127.0.0.1 right now.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
 // FreePorts returns n distinct TCP ports free on 127.0.0.1 right now. Each

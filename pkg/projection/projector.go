@@ -188,9 +188,9 @@ func (p *Projector) consume(ctx context.Context) error {
 	// missed (a deleted consumer). Rebuilding 1M events, the api reads about
 	// a tenth faster with it than with the pull-based ordered consumer of
 	// the jetstream package, and the NATS server spends less per message.
-	opts := []nats.SubOpt{nats.OrderedConsumer(), nats.IdleHeartbeat(heartbeat), nats.BindStream(p.opts.stream), nats.DeliverAll()}
+	from := nats.DeliverAll()
 	if seq := p.view.Seq(); seq > 0 {
-		opts[3] = nats.StartSequence(seq + 1)
+		from = nats.StartSequence(seq + 1)
 	}
 	// A server that restarted has lost the consumer (it is held in memory):
 	// after any reconnect this consumer ends, and Run starts a new one
@@ -222,7 +222,7 @@ func (p *Projector) consume(ctx context.Context) error {
 		if err := pl.add(msg); err != nil {
 			fail(err)
 		}
-	}, opts...)
+	}, nats.OrderedConsumer(), nats.IdleHeartbeat(heartbeat), nats.BindStream(p.opts.stream), from)
 	if err != nil {
 		return fmt.Errorf("create ordered consumer: %w", err)
 	}
