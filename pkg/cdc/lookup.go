@@ -14,7 +14,16 @@ import "errors"
 // projections use it on every order.
 func Lookup(doc []byte, path []string) (raw []byte, found int, err error) {
 	start := skipSpace(doc, 0)
-	end, err := skipValue(doc, start, 0)
+	var end int
+	var member []byte
+	var ok bool
+	if len(path) > 0 && start < len(doc) && doc[start] == '{' {
+		// The usual case, an object: checking it and finding the first key
+		// are one walk over its members.
+		member, end, ok, err = scanObject(doc, start, path[0])
+	} else {
+		end, err = skipValue(doc, start, 0)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -22,9 +31,13 @@ func Lookup(doc []byte, path []string) (raw []byte, found int, err error) {
 		return nil, 0, errSyntax
 	}
 	raw = doc[start:end]
+	if !ok {
+		return raw, 0, nil
+	}
+	// The member was checked with the rest: the walks below cannot fail.
+	raw, found = member, 1
 	for found < len(path) {
-		member, ok, err := memberOf(raw, path[found])
-		if err != nil || !ok {
+		if member, ok, err = memberOf(raw, path[found]); err != nil || !ok {
 			return raw, found, err
 		}
 		raw = member
@@ -39,35 +52,59 @@ func memberOf(obj []byte, key string) (member []byte, ok bool, err error) {
 	if len(obj) == 0 || obj[0] != '{' {
 		return nil, false, nil
 	}
-	i := skipSpace(obj, 1)
-	for i < len(obj) && obj[i] == '"' {
-		kend, escaped, err := skipString(obj, i)
-		if err != nil {
-			return nil, false, err
+	member, _, ok, err = scanObject(obj, 0, key)
+	return member, ok, err
+}
+
+// scanObject checks the JSON object starting at b[i] == '{' and returns the
+// value of its last member named key, and the index after the object; ok
+// is false when it has no such member.
+func scanObject(b []byte, i int, key string) (member []byte, end int, ok bool, err error) {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, i + 1, false, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, 0, false, errSyntax
 		}
-		match := !escaped && string(obj[i+1:kend-1]) == key
+		kend, escaped, err := skipString(b, i)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		match := !escaped && string(b[i+1:kend-1]) == key
 		if escaped {
-			k, err := stringValue(obj[i:kend], true)
+			k, err := stringValue(b[i:kend], true)
 			if err != nil {
-				return nil, false, err
+				return nil, 0, false, err
 			}
 			match = k == key
 		}
-		i = skipSpace(obj, kend)
-		i = skipSpace(obj, i+1) // past ':'
-		vend, err := skipValue(obj, i, 0)
+		i = skipSpace(b, kend)
+		if i >= len(b) || b[i] != ':' {
+			return nil, 0, false, errSyntax
+		}
+		i = skipSpace(b, i+1)
+		vend, err := skipValue(b, i, 1)
 		if err != nil {
-			return nil, false, err
+			return nil, 0, false, err
 		}
 		if match {
-			member, ok = obj[i:vend], true
+			member, ok = b[i:vend], true
 		}
-		i = skipSpace(obj, vend)
-		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
+		i = skipSpace(b, vend)
+		if i >= len(b) {
+			return nil, 0, false, errSyntax
+		}
+		switch b[i] {
+		case '}':
+			return member, i + 1, ok, nil
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return nil, 0, false, errSyntax
 		}
 	}
-	return member, ok, nil
 }
 
 // StringBytes returns the contents of raw, a JSON string such as Lookup

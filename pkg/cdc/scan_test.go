@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // TestSpecials checks that the eight-bytes-at-a-time test of skipString
@@ -43,4 +45,35 @@ func TestSpecials(t *testing.T) {
 		binary.LittleEndian.PutUint64(w[:], r.Uint64())
 		check(w)
 	}
+}
+
+// FuzzTimeValue: reading a commit time in place agrees with time.Parse on
+// every input, in value, location and whether it is an error.
+func FuzzTimeValue(f *testing.F) {
+	for _, s := range []string{"2026-11-27T00:00:00Z", "2024-02-29T23:59:59.123456789Z", "2023-02-29T00:00:00Z",
+		"2026-11-27T00:00:00.Z", "2026-11-27T00:00:00.1234567891Z", "2026-11-27T00:00:60Z", "2026-11-27T24:00:00Z",
+		"2026-11-27T10:00:00+01:00", "2026-13-01T00:00:00Z", "0000-01-01T00:00:00Z", "2026-11-27t00:00:00z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := timeValue([]byte(s))
+		want, wantErr := time.Parse(time.RFC3339Nano, s)
+		if (err == nil) != (wantErr == nil) || !got.Equal(want) || got.Location().String() != want.Location().String() {
+			t.Fatalf("timeValue(%q) = %v, %v; time.Parse: %v, %v", s, got, err, want, wantErr)
+		}
+	})
+}
+
+// FuzzUintValue: reading a version in place agrees with strconv.ParseUint.
+func FuzzUintValue(f *testing.F) {
+	for _, s := range []string{"0", "42", "18446744073709551615", "18446744073709551616", "9999999999999999999", "-1", "1.5", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := uintValue([]byte(s))
+		want, wantErr := strconv.ParseUint(s, 10, 64)
+		if (err == nil) != (wantErr == nil) || got != want {
+			t.Fatalf("uintValue(%q) = %d, %v; strconv.ParseUint: %d, %v", s, got, err, want, wantErr)
+		}
+	})
 }

@@ -249,13 +249,17 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 			v.orders.set(key, newOrder(idx, ev.Version))
 			return Change{}, v.problem(ev, problem)
 		}
-		ch.Sellers = append(ch.Sellers, v.uncount(prev.seller)...)
+		ch.Sellers = v.uncount(prev.seller)
 	}
 	v.orders.set(key, newOrder(idx, ev.Version))
 	if idx != noSeller {
 		v.counts[idx]++
 		v.assigned++
-		ch.Sellers = append(ch.Sellers, v.sellers[idx])
+		if ch.Sellers == nil {
+			ch.Sellers = v.sellerList(idx)
+		} else {
+			ch.Sellers = append(ch.Sellers, v.sellers[idx])
+		}
 	}
 	return ch, v.problem(ev, problem)
 }
@@ -282,8 +286,14 @@ func (v *View) uncount(idx int32) []string {
 	}
 	v.counts[idx]--
 	v.assigned--
-	return []string{v.sellers[idx]}
+	return v.sellerList(idx)
 }
+
+// sellerList returns seller idx's code as a list of one that shares the
+// array of interned codes, so that a Change costs no allocation per event.
+// The codes are only ever appended to, and the list's capacity ends at its
+// one element, so appending to it copies instead of writing into the array.
+func (v *View) sellerList(idx int32) []string { return v.sellers[idx : idx+1 : idx+1] }
 
 func (v *View) intern(code string) int32 {
 	if i, ok := v.sellerIdx[code]; ok {
