@@ -24,34 +24,42 @@ type orderKey struct {
 	s   string // when not an ObjectID
 }
 
-// keyOf recognises the lowercase hex form of an ObjectID in one pass.
+// keyOf recognises the lowercase hex form of an ObjectID in one pass,
+// without a branch per digit.
 func keyOf(key string) orderKey {
 	var k orderKey
 	if len(key) != 24 {
 		k.s = key
 		return k
 	}
+	var bad byte
 	for i := range k.id {
-		hi, ok1 := lowerHex(key[2*i])
-		lo, ok2 := lowerHex(key[2*i+1])
-		if !ok1 || !ok2 {
-			return orderKey{s: key}
-		}
+		hi, lo := hexDigit[key[2*i]], hexDigit[key[2*i+1]]
+		bad |= hi | lo
 		k.id[i] = hi<<4 | lo
+	}
+	if bad > 0xf {
+		return orderKey{s: key}
 	}
 	k.oid = true
 	return k
 }
 
-func lowerHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
+// hexDigit maps '0'-'9' and 'a'-'f' to their values and every other byte to
+// 0xff.
+var hexDigit = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
 	}
-	return 0, false
-}
+	return t
+}()
 
 func (x orderIndex) get(k orderKey) (order, bool) {
 	if k.oid {

@@ -363,28 +363,26 @@ func (pl *pipeline) add(msg *nats.Msg) error {
 // and more tokens at the end; ok is false for any other form, which
 // msg.Metadata then reads.
 func ackSequence(reply string) (seq, pending uint64, ok bool) {
-	var tokens [12]string
-	n, start := 0, 0
-	for i := 0; i <= len(reply); i++ {
-		if i == len(reply) || reply[i] == '.' {
-			if n < len(tokens) {
-				tokens[n] = reply[start:i]
-			}
-			n++
-			start = i + 1
-		}
-	}
-	if tokens[0] != "$JS" || tokens[1] != "ACK" {
+	const prefix = "$JS.ACK."
+	if !strings.HasPrefix(reply, prefix) {
 		return 0, 0, false
 	}
 	var s, p string
-	switch {
-	case n == 9:
+	if strings.Count(reply, ".") == 8 {
+		// The usual form, read from its end: names hold no dots.
+		var tokens [4]string // pending, time, consumer seq, stream seq
+		end := len(reply)
+		for k := range tokens {
+			i := strings.LastIndexByte(reply[:end], '.')
+			tokens[k], end = reply[i+1:end], i
+		}
+		s, p = tokens[3], tokens[0]
+	} else {
+		tokens := strings.SplitN(reply[len(prefix):], ".", 10)
+		if len(tokens) < 10 {
+			return 0, 0, false
+		}
 		s, p = tokens[5], tokens[8]
-	case n >= 12:
-		s, p = tokens[7], tokens[10]
-	default:
-		return 0, 0, false
 	}
 	seq, err1 := strconv.ParseUint(s, 10, 64)
 	pending, err2 := strconv.ParseUint(p, 10, 64)

@@ -269,7 +269,9 @@ func FuzzApply(f *testing.F) {
 
 func TestOrderKeys(t *testing.T) {
 	v, _ := NewView(DefaultSchema())
-	keys := []string{"6b0a0d043c5e6b4ddcd50494", "6B0A0D043C5E6B4DDCD50494", "a", `{"$numberInt":"1"}`, "6b0a0d043c5e6b4ddcd5049z"}
+	keys := []string{"6b0a0d043c5e6b4ddcd50494", "ff0a0d043c5e6b4ddcd50490", "6B0A0D043C5E6B4DDCD50494", "a", `{"$numberInt":"1"}`,
+		"6b0a0d043c5e6b4ddcd5049z", "6b0a0d043c5e6b4ddcd5049/", "6b0a0d043c5e6b4ddcd5049:", "6b0a0d043c5e6b4ddcd5049`", "6b0a0d043c5e6b4ddcd5049g"}
+	const objectIDs = 2 // the first two: kept as 12 bytes, the rest as given
 	for i, k := range keys {
 		if _, err := v.Apply(ord(cdc.OpInsert, k, `"S-01"`, uint64(i+1)), uint64(i+1)); err != nil {
 			t.Fatal(err)
@@ -277,6 +279,9 @@ func TestOrderKeys(t *testing.T) {
 	}
 	if n := v.Dashboard().MetricasGlobales.TotalPedidosProcesados; n != len(keys) {
 		t.Fatalf("orders = %d, want %d (keys must stay distinct)", n, len(keys))
+	}
+	if len(v.orders.oids) != objectIDs {
+		t.Errorf("%d keys kept as ObjectIDs, want %d", len(v.orders.oids), objectIDs)
 	}
 	seen := map[string]bool{}
 	v.orders.each(func(k string, _ order) { seen[k] = true })
@@ -286,7 +291,7 @@ func TestOrderKeys(t *testing.T) {
 		}
 	}
 	for i, k := range keys {
-		if _, err := v.Apply(ord(cdc.OpDelete, k, "", uint64(10+i)), uint64(10+i)); err != nil {
+		if _, err := v.Apply(ord(cdc.OpDelete, k, "", uint64(100+i)), uint64(100+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
