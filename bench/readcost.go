@@ -111,7 +111,13 @@ func (a *apiProc) rssMB() (float64, error) {
 	return prev, err
 }
 
-func (a *apiProc) rssNow() (float64, error) {
+func (a *apiProc) rssNow() (float64, error) { return a.statusMB("VmRSS") }
+
+// peakRSS is the most resident memory the process has had, in MB.
+func (a *apiProc) peakRSS() (float64, error) { return a.statusMB("VmHWM") }
+
+// statusMB reads field, in kB, from the process's /proc status, in MB.
+func (a *apiProc) statusMB(field string) (float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
@@ -119,12 +125,12 @@ func (a *apiProc) rssNow() (float64, error) {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if strings.HasPrefix(s.Text(), "VmRSS:") {
+		if strings.HasPrefix(s.Text(), field+":") {
 			kb, err := strconv.ParseFloat(strings.Fields(s.Text())[1], 64)
 			return kb / 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, a.cmd.Process.Pid)
 }
 
 // trivial serves body from memory: the best any server could do here.
