@@ -9,10 +9,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,8 +30,25 @@ import (
 )
 
 func knownVar(name string) bool {
+	if name == "GOMEMLIMIT" {
+		return true // read by the Go runtime
+	}
 	name = strings.TrimSuffix(name, "_FILE")
 	return slices.ContainsFunc(config.Vars, func(v config.Var) bool { return v.Name == name })
+}
+
+// memLimit is the GOMEMLIMIT a container sets, in bytes, written in MiB.
+func memLimit(c corev1.Container) (int64, error) {
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			mib, err := strconv.ParseInt(strings.TrimSuffix(e.Value, "MiB"), 10, 64)
+			if err != nil || !strings.HasSuffix(e.Value, "MiB") {
+				return 0, fmt.Errorf("GOMEMLIMIT %q: want a number of MiB", e.Value)
+			}
+			return mib << 20, nil
+		}
+	}
+	return 0, errors.New("no GOMEMLIMIT: the garbage collector does not know the container's memory limit")
 }
 
 func TestCompose(t *testing.T) {
@@ -170,6 +190,11 @@ func TestKubernetes(t *testing.T) {
 			}
 			if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
 				t.Errorf("%s/%s lacks resource requests and limits", name, c.Name)
+			}
+			if limit, err := memLimit(c); err != nil {
+				t.Errorf("%s/%s: %v", name, c.Name, err)
+			} else if ceiling := c.Resources.Limits.Memory().Value(); limit > ceiling*15/16 {
+				t.Errorf("%s/%s: GOMEMLIMIT %d leaves too little of the container's %d bytes to what the runtime does not count", name, c.Name, limit, ceiling)
 			}
 			for _, e := range c.Env {
 				if !knownVar(e.Name) {
