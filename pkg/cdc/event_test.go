@@ -42,6 +42,26 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// TestDecodeAllocations: decoding an order event allocates its id, key and
+// position and nothing else; the collection's name is allocated once, the
+// first time it is seen, and the commit time and version are read in place.
+func TestDecodeAllocations(t *testing.T) {
+	data := []byte(`{"id":"mongo:inventory_db.orders:7.1:0","source":"mongo","collection":"inventory_db.orders","op":"insert",` +
+		`"key":"0123456789abcdef01234567","position":"7.1","version":7,"commit_time":"2026-11-27T10:11:12.123456Z",` +
+		`"after":{"_id":{"$oid":"0123456789abcdef01234567"},"vendedor":"S-0001"}}`)
+	var ev Event
+	if err := Decode(data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() { _ = Decode(data, &ev) })
+	if allocs != 3 {
+		t.Errorf("Decode allocates %v times per event, want 3 (id, key, position)", allocs)
+	}
+	if want := time.Date(2026, 11, 27, 10, 11, 12, 123456000, time.UTC); ev.Collection != "inventory_db.orders" || ev.Version != 7 || !ev.CommitTime.Equal(want) {
+		t.Errorf("decoded %+v", ev)
+	}
+}
+
 // TestDecodeInvalidUTF8: bytes that are not UTF-8 become U+FFFD, one each,
 // as encoding/json decodes them, whether or not the string has escapes.
 func TestDecodeInvalidUTF8(t *testing.T) {

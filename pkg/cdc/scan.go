@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -410,15 +412,53 @@ func daysIn(m time.Month, year int) int {
 var interned = [...]string{SourcePostgres, SourceMongo, string(OpInsert), string(OpUpdate), string(OpDelete),
 	string(OpSnapshot), string(OpSnapshotBegin), string(OpSnapshotEnd)}
 
+// seen holds the other names decoded so far, collections mostly: a stream
+// names a handful, and each is allocated once instead of once per event.
+// It stops growing at maxSeen names; a name beyond those is allocated each
+// time, as it would be without it.
+var seen atomic.Pointer[[]string]
+
+const maxSeen = 64
+
 func internedValue(raw []byte, escaped bool) (string, error) {
 	if !escaped && len(raw) >= 2 && raw[0] == '"' {
+		name := raw[1 : len(raw)-1]
 		for _, s := range interned {
-			if string(raw[1:len(raw)-1]) == s {
+			if string(name) == s {
 				return s, nil
 			}
 		}
+		if names := seen.Load(); names != nil {
+			for _, s := range *names {
+				if string(name) == s {
+					return s, nil
+				}
+			}
+		}
 	}
-	return stringValue(raw, escaped)
+	s, err := stringValue(raw, escaped)
+	if err == nil {
+		remember(s)
+	}
+	return s, err
+}
+
+// remember adds s to seen, copying the list so that readers need no lock.
+func remember(s string) {
+	for {
+		old := seen.Load()
+		var names []string
+		if old != nil {
+			if len(*old) >= maxSeen || slices.Contains(*old, s) {
+				return
+			}
+			names = append(make([]string, 0, len(*old)+1), *old...)
+		}
+		names = append(names, s)
+		if seen.CompareAndSwap(old, &names) {
+			return
+		}
+	}
 }
 
 func isHex(c byte) bool {
