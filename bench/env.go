@@ -67,10 +67,17 @@ func (e *benchEnv) name(kind string) string {
 	return fmt.Sprintf("b%d_%s", e.seq, kind)
 }
 
-// stream creates a stream for prefix.> and returns its name.
+// stream creates a stream for prefix.> as the ingestor does and returns its
+// name.
 func (e *benchEnv) stream(ctx context.Context, prefix string) (string, error) {
+	return e.streamDeduplicating(ctx, prefix, 0)
+}
+
+// streamDeduplicating is stream with a deduplication window of its own (0:
+// the ingestor's default).
+func (e *benchEnv) streamDeduplicating(ctx context.Context, prefix string, window time.Duration) (string, error) {
 	name := "S_" + strings.ReplaceAll(prefix, ".", "_")
-	_, err := cdc.EnsureStream(ctx, e.js, cdc.StreamConfig{Name: name, SubjectPrefix: prefix})
+	_, err := cdc.EnsureStream(ctx, e.js, cdc.StreamConfig{Name: name, SubjectPrefix: prefix, Duplicates: window})
 	return name, err
 }
 
