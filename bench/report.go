@@ -340,5 +340,8 @@ const profileNotes = `
   and the ingestor 5%, and 17% stayed idle: FerretDB prepares each batch
   on a path that does not use both cores, and the ingestor and the server,
   busy in bursts as each batch is published, slow that path down without
-  the machine running out of cores.
+  the machine running out of cores. Running the ingestor with GOGC=400 or
+  GOMAXPROCS=1, alternating with the default, two invocations of five runs
+  each: 0.84-0.89 of the bare tail by default, 0.86-0.88 with one
+  processor, 0.87-0.88 with GOGC=400, within the noise. Not changed.
 `
