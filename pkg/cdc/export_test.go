@@ -10,3 +10,6 @@ func Inflight(source string) float64 {
 	}
 	return m.GetGauge().GetValue()
 }
+
+// Covers is covers, for tests.
+var Covers = covers

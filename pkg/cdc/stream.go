@@ -2,7 +2,10 @@ package cdc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,9 +23,11 @@ type StreamConfig struct {
 	// acknowledged position; the window must be longer than that takes.
 	Duplicates time.Duration
 	// MaxAge bounds how long events are kept; 0 keeps them forever, which is
-	// what rebuilding a view from the stream needs.
+	// what rebuilding a view from the stream needs. Set when the stream is
+	// created; an existing stream keeps its own.
 	MaxAge time.Duration
-	// Replicas of the stream (default 1).
+	// Replicas of the stream (default 1). Set when the stream is created; an
+	// existing stream keeps its own.
 	Replicas int
 }
 
@@ -48,21 +53,70 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	return c
 }
 
-// EnsureStream creates the stream, or updates it to cfg when it exists.
+// EnsureStream creates the stream when it does not exist. When it does, it
+// makes sure the stream captures prefix.> and deduplicates within
+// cfg.Duplicates, and leaves every other setting as it is: an operator who
+// edited the stream (replicas, limits, placement, compression, persist
+// mode...) keeps the edit across restarts of the ingestor. A stream that
+// deletes events before their time (work-queue or interest retention)
+// cannot rebuild a view and is refused.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg = cfg.withDefaults()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Name,
-		Description: "reportes change events (docs/events.md)",
-		Subjects:    []string{cfg.SubjectPrefix + ".>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  cfg.Duplicates,
-		MaxAge:      cfg.MaxAge,
-		Replicas:    cfg.Replicas,
-	})
+	subject := cfg.SubjectPrefix + ".>"
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        cfg.Name,
+			Description: "reportes change events (docs/events.md)",
+			Subjects:    []string{subject},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  cfg.Duplicates,
+			MaxAge:      cfg.MaxAge,
+			Replicas:    cfg.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return EnsureStream(ctx, js, cfg) // created meanwhile by another ingestor
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
+	have := s.CachedInfo().Config
+	if have.Retention != jetstream.LimitsPolicy {
+		return nil, fmt.Errorf("ensure stream %s: its retention is %s; views are rebuilt from the stream's history, which needs limits retention", cfg.Name, have.Retention)
+	}
+	want := have
+	if !slices.ContainsFunc(want.Subjects, func(f string) bool { return covers(f, subject) }) {
+		want.Subjects = append(slices.Clone(want.Subjects), subject)
+	}
+	want.Duplicates = cfg.Duplicates
+	if want.Duplicates == have.Duplicates && len(want.Subjects) == len(have.Subjects) {
+		return s, nil
+	}
+	if s, err = js.UpdateStream(ctx, want); err != nil {
+		return nil, fmt.Errorf("ensure stream %s: update subjects %v and deduplication window %s: %w", cfg.Name, want.Subjects, want.Duplicates, err)
+	}
 	return s, nil
+}
+
+// covers reports whether every subject that subject matches also matches
+// filter, token by token ("*" one token, ">" the rest).
+func covers(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return i < len(s)
+		case i >= len(s):
+			return false
+		case tok == "*":
+			if s[i] == ">" {
+				return false
+			}
+		case tok != s[i]:
+			return false
+		}
+	}
+	return len(f) == len(s)
 }

@@ -30,6 +30,10 @@ var (
 		Name: "reportes_projection_snapshot_bytes",
 		Help: "Size of the last view snapshot saved.",
 	})
+	metricMissed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "reportes_projection_events_missed_total",
+		Help: "Events the view needed that the stream no longer held (dropped by its limits or a purge before the view applied them).",
+	})
 	metricLag = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "reportes_projection_end_to_end_lag_seconds",
 		Help:    "Time from the source commit of a change to its application to the view.",

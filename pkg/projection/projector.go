@@ -37,6 +37,7 @@ type Projector struct {
 	target    atomic.Uint64
 	snaps     *snapshots // nil without WithSnapshots
 	restored  bool       // a restore was attempted
+	missed    uint64     // events up to this sequence were counted as missed
 }
 
 type projectorOptions struct {
@@ -174,6 +175,15 @@ func (p *Projector) consume(ctx context.Context) error {
 			p.restored = true
 			p.restoreSnapshot(ctx, info)
 		}
+	}
+	if first, next := info.State.FirstSeq, max(p.view.Seq(), p.missed)+1; first > next {
+		// The stream's limits (max age, bytes, messages) or a purge dropped
+		// events before this view applied them: it cannot count them, and
+		// says so instead of starting at the first event left.
+		metricMissed.Add(float64(first - next))
+		p.missed = first - 1
+		p.opts.logger.Error("the stream no longer holds events this view needs; the view lacks what they changed (restore a view snapshot taken before they were dropped, or re-snapshot the sources into a new stream)",
+			"stream", p.opts.stream, "first_missing", next, "last_missing", first-1)
 	}
 	p.target.Store(info.State.LastSeq)
 	if info.State.LastSeq <= p.view.Seq() {

@@ -166,6 +166,31 @@ func TestProjectorSnapshots(t *testing.T) {
 	stop()
 }
 
+// TestProjectorCountsEventsTheStreamDropped: events a stream's limits or a
+// purge removed before the view applied them are counted as missed, not
+// skipped in silence.
+func TestProjectorCountsEventsTheStreamDropped(t *testing.T) {
+	h := newSnapshotHarness(t)
+	h.publish(100) // 5 employees, then 100 orders: sequences 1 to 105
+	s, err := h.js.Stream(context.Background(), h.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(context.Background(), jetstream.WithPurgeSequence(41)); err != nil {
+		t.Fatal(err)
+	}
+	missed := counterValue(t, metricMissed)
+	p, stop := h.run(WithSnapshots("", 0))
+	defer stop()
+	if got := counterValue(t, metricMissed) - missed; got != 40 {
+		t.Fatalf("missed %v events, want the 40 purged", got)
+	}
+	h.waitApplied(p)
+	if got := p.View().Totals().TotalPedidosProcesados; got != 65 {
+		t.Fatalf("view holds %d orders, want the 65 left in the stream", got)
+	}
+}
+
 // TestProjectorSnapshotOfAnotherStream: a snapshot of an earlier stream of
 // the same name is not used.
 func TestProjectorSnapshotOfAnotherStream(t *testing.T) {

@@ -1,0 +1,157 @@
+package cdc_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/internal/devstack"
+	"github.com/reportes/reportes/pkg/cdc"
+)
+
+func testJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(devstack.Shared(t).NATS.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestEnsureStreamCreatesAStreamThatKeepsEverything(t *testing.T) {
+	js := testJetStream(t)
+	name := devstack.Name(t)
+	s, err := cdc.EnsureStream(context.Background(), js, cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.CachedInfo().Config
+	if !slices.Equal(got.Subjects, []string{name + ".cdc.>"}) || got.Retention != jetstream.LimitsPolicy ||
+		got.Storage != jetstream.FileStorage || got.MaxAge != 0 || got.Duplicates != cdc.DefaultDuplicates {
+		t.Fatalf("created stream %+v, want file storage of %s.cdc.> kept for ever, deduplicating within %s", got, name, cdc.DefaultDuplicates)
+	}
+}
+
+func TestEnsureStreamKeepsWhatAnOperatorSet(t *testing.T) {
+	js := testJetStream(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	cfg := cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc", Duplicates: time.Minute}
+
+	// An operator creates the stream with settings of their own (the
+	// persist mode can only be chosen at creation), then edits it.
+	operator := jetstream.StreamConfig{
+		Name: cfg.Name, Subjects: []string{name + ".cdc.>", name + ".other.>"}, Storage: jetstream.FileStorage,
+		MaxBytes: 64 << 20, Compression: jetstream.S2Compression, PersistMode: jetstream.AsyncPersistMode,
+	}
+	if _, err := js.CreateStream(ctx, operator); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, want jetstream.StreamConfig, window time.Duration) {
+		t.Helper()
+		cfg.Duplicates = window
+		s, err := cdc.EnsureStream(ctx, js, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := info.Config
+		if got.Duplicates != window {
+			t.Errorf("%s: duplicate window %s, want the configured %s", when, got.Duplicates, window)
+		}
+		if got.MaxBytes != want.MaxBytes || got.MaxAge != want.MaxAge || got.Compression != want.Compression ||
+			got.PersistMode != want.PersistMode || !slices.Equal(got.Subjects, want.Subjects) {
+			t.Errorf("%s: max bytes %d, max age %s, compression %s, persist mode %s, subjects %v; want the operator's %d, %s, %s, %s, %v",
+				when, got.MaxBytes, got.MaxAge, got.Compression, got.PersistMode, got.Subjects,
+				want.MaxBytes, want.MaxAge, want.Compression, want.PersistMode, want.Subjects)
+		}
+	}
+	check("on the operator's stream", operator, time.Minute)
+
+	info, err := js.Stream(ctx, cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := info.CachedInfo().Config
+	edited.MaxAge = 30 * 24 * time.Hour
+	if _, err := js.UpdateStream(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	operator.MaxAge = edited.MaxAge
+	check("after an edit and a new NATS_DUPLICATE_WINDOW", operator, 2*time.Minute)
+}
+
+func TestEnsureStreamAddsItsSubjectUnlessCovered(t *testing.T) {
+	js := testJetStream(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	for _, tt := range []struct {
+		have, want []string
+	}{
+		{have: []string{name + ".a.>"}, want: []string{name + ".a.>", name + ".cdc.>"}},
+		{have: []string{name + ".>"}, want: []string{name + ".>"}},
+		{have: []string{name + ".*.>"}, want: []string{name + ".*.>"}},
+	} {
+		stream := "S_" + name + "_" + strings.NewReplacer(".", "_", "*", "star", ">", "gt").Replace(tt.have[0])
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: tt.have}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: stream, SubjectPrefix: name + ".cdc"})
+		if err != nil {
+			t.Fatalf("stream on %v: %v", tt.have, err)
+		}
+		if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, tt.want) {
+			t.Errorf("stream on %v: subjects %v after EnsureStream, want %v", tt.have, got, tt.want)
+		}
+		_ = js.DeleteStream(ctx, stream)
+	}
+}
+
+func TestEnsureStreamRefusesAStreamThatForgets(t *testing.T) {
+	js := testJetStream(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S_" + name, Subjects: []string{name + ".cdc.>"}, Retention: jetstream.WorkQueuePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
+	if err == nil || !strings.Contains(err.Error(), "limits retention") {
+		t.Fatalf("EnsureStream on a work-queue stream: %v, want an error naming the retention it needs", err)
+	}
+}
+
+func TestCovers(t *testing.T) {
+	for _, tt := range []struct {
+		filter, subject string
+		want            bool
+	}{
+		{"a.b.>", "a.b.>", true},
+		{"a.>", "a.b.>", true},
+		{">", "a.b.>", true},
+		{"a.*.>", "a.b.>", true},
+		{"a.b.*", "a.b.>", false},
+		{"a.b", "a.b.>", false},
+		{"a.c.>", "a.b.>", false},
+		{"a.b.>", "a.>", false},
+		{"a.*", "a.>", false},
+		{"a.*", "a.b", true},
+		{"a.b.c", "a.b.c", true},
+	} {
+		if got := cdc.Covers(tt.filter, tt.subject); got != tt.want {
+			t.Errorf("covers(%q, %q) = %v, want %v", tt.filter, tt.subject, got, tt.want)
+		}
+	}
+}
