@@ -344,4 +344,22 @@ const profileNotes = `
   GOMAXPROCS=1, alternating with the default, two invocations of five runs
   each: 0.84-0.89 of the bare tail by default, 0.86-0.88 with one
   processor, 0.87-0.88 with GOGC=400, within the noise. Not changed.
+- MongoDB capture, the stream's writes: strace of the NATS server during a
+  capture counted 20,013 pwrite64 calls for 20,000 events: a one-replica
+  file stream writes every event to its file before acknowledging it (the
+  server's default), against a few hundred reads of the socket. The
+  ingestor sends an oplog batch in about 50 writes of 20 events
+  (/proc/<pid>/io). Converting a whole batch before publishing any of it
+  left the writes as small (the connection's flusher wakes after a few
+  events), with one processor they grew to 30-40 events, and neither moved
+  the server's CPU per event: not kept. The row "into a stream in async
+  persist mode" runs the same binaries against a stream whose server
+  writes in batches after acknowledging. Alternating invocations of three
+  runs each, with the machine at less than half its speed of the evening
+  before: 0.96 and 1.03 of the bare tail against 0.83 and 0.85 by
+  default; a later invocation, 0.84 against 0.82. The write per event is
+  part of what the server spends for each event stored; how much of the
+  gap it makes, the noise leaves open. The ingestor keeps the default: an
+  event the server acknowledged must survive the server's crash, since
+  the source moves past it (docs/operations.md, The stream).
 `
