@@ -419,89 +419,50 @@ func bareTail(ctx context.Context, client *mongo.Client, ns string, ts primitive
 	}
 }
 
-// mongoRuns are the figures of several MongoDB capture runs.
-type mongoRuns struct {
-	ours, bare, ingUS, natsUS, waits []float64
-}
-
 func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
-	def, err := e.mongoRuns(ctx, e.o.runs, jetstream.DefaultPersistMode)
-	if err != nil {
-		return err
-	}
-	async, err := e.mongoRuns(ctx, min(e.o.runs, 3), jetstream.AsyncPersistMode)
-	if err != nil {
-		return err
-	}
-	rep.add(row{
-		figure: fmt.Sprintf("MongoDB capture, %d documents through the FerretDB oplog (events/s)", e.o.mongoDocs), ours: summarize(def.ours), ref: summarize(def.bare),
-		note:    "the ingestor binary, resuming from its saved position, to events stored in JetStream; the bare tail runs the same oplog query (the collection's entries and transactions' admin.$cmd entries)",
-		refName: "bare oplog tail", ratios: ratios(def.ours, def.bare), bar: 0.9, barText: ">= 90% of reference",
-	})
-	rep.add(row{
-		figure: "MongoDB capture: CPU per document of the ingestor process (µs)", ours: summarize(def.ingUS),
-		ref: summarize(def.natsUS), refName: "NATS server storing the events",
-		note: "from the ingestor's start of streaming to the last event stored; the CPU both take from FerretDB on the 2 cores",
-	})
-	rep.add(row{
-		figure: "MongoDB capture: time the ingestor's oplog reader waited for publishing to take a batch (ms)", ours: summarize(def.waits), unit: "ms",
-		note: "reportes_mongo_oplog_reader_wait_seconds_total at the end of each run: near 0, the ingestor took every batch as FerretDB returned it, and FerretDB set the pace",
-	})
-	rep.add(row{
-		figure: fmt.Sprintf("MongoDB capture into a stream in async persist mode, %d runs (events/s)", len(async.ours)), ours: summarize(async.ours), ref: summarize(async.bare),
-		refName: "bare oplog tail", ratios: ratios(async.ours, async.bare),
-		note: "the same runs with the stream created in JetStream's async persist mode, which reportes never sets: the NATS server then writes stored events to its files in batches after acknowledging them, " +
-			"instead of one write per event before (its default), and a crash of the server can lose events it acknowledged. NATS server CPU per document " + span(summarize(async.natsUS), "") + " µs, against " + span(summarize(def.natsUS), "") + " in the runs above",
-	})
-	return nil
-}
-
-// mongoRuns times the ingestor and the bare tail on the same backlog, runs
-// times, into streams of the given persist mode.
-func (e *benchEnv) mongoRuns(ctx context.Context, runs int, persist jetstream.PersistModeType) (mongoRuns, error) {
-	var m mongoRuns
-	for run := range runs {
+	var ours, bare, ingUS, natsUS, waits []float64
+	for run := range e.o.runs {
 		name := e.name("mg")
 		coll := e.mongo.Database("bench").Collection(name)
-		stream, err := e.persistStream(ctx, name, persist)
+		stream, err := e.stream(ctx, name)
 		if err != nil {
-			return m, err
+			return err
 		}
 		// The ingestor takes its initial snapshots (one document) and saves
 		// its positions; the timed runs resume from them. The document puts
 		// an entry in the oplog: a snapshot of an empty oplog has no
 		// position to resume from, and the ingestor would snapshot again.
 		if _, err := coll.InsertOne(ctx, bson.D{{Key: "vendedor", Value: "S-0000"}}); err != nil {
-			return m, err
+			return err
 		}
 		ing, err := e.startIngestor(ctx, name, name, stream, true)
 		if err != nil {
-			return m, err
+			return err
 		}
 		if err := ing.stop(); err != nil {
-			return m, fmt.Errorf("stop ingestor: %w", err)
+			return fmt.Errorf("stop ingestor: %w", err)
 		}
 		base, err := e.streamMsgs(ctx, stream)
 		if err != nil {
-			return m, err
+			return err
 		}
 		ts, err := latestTS(ctx, e.mongo)
 		if err != nil {
-			return m, err
+			return err
 		}
 		docs := make([]any, 0, 1000)
 		for i := range e.o.mongoDocs {
 			docs = append(docs, bson.D{{Key: "vendedor", Value: fmt.Sprintf("S-%04d", i%1000)}, {Key: "producto", Value: "Tornillos M6"}, {Key: "cantidad", Value: i}})
 			if len(docs) == cap(docs) || i == e.o.mongoDocs-1 {
 				if _, err := coll.InsertMany(ctx, docs); err != nil {
-					return m, err
+					return err
 				}
 				docs = docs[:0]
 			}
 		}
 		// A first, untimed pass warms the caches both timed readers share.
 		if err := bareTail(ctx, e.mongo, "bench."+name, ts, func(n int) bool { return n >= e.o.mongoDocs }); err != nil {
-			return m, err
+			return err
 		}
 		timeTail := func() (float64, error) {
 			var first time.Time
@@ -546,14 +507,28 @@ func (e *benchEnv) mongoRuns(ctx context.Context, runs int, persist jetstream.Pe
 			}
 		}
 		if err != nil {
-			return m, err
+			return err
 		}
 		_ = e.js.DeleteStream(ctx, stream)
 		e.dropCapture(ctx, name)
-		m.ours, m.bare = append(m.ours, o), append(m.bare, b)
-		m.ingUS, m.natsUS = append(m.ingUS, ingCPU), append(m.natsUS, natsCPU)
-		m.waits = append(m.waits, wait*1000)
-		e.logger.Info("mongo capture run", "persist", persist, "bare_tail", int(b), "ingestor", int(o), "ingestor_cpu_us", ingCPU, "nats_cpu_us", natsCPU)
+		ours, bare = append(ours, o), append(bare, b)
+		ingUS, natsUS = append(ingUS, ingCPU), append(natsUS, natsCPU)
+		waits = append(waits, wait*1000)
+		e.logger.Info("mongo capture run", "bare_tail", int(b), "ingestor", int(o), "ingestor_cpu_us", ingUS[len(ingUS)-1], "nats_cpu_us", natsUS[len(natsUS)-1])
 	}
-	return m, nil
+	rep.add(row{
+		figure: fmt.Sprintf("MongoDB capture, %d documents through the FerretDB oplog (events/s)", e.o.mongoDocs), ours: summarize(ours), ref: summarize(bare),
+		note:    "the ingestor binary, resuming from its saved position, to events stored in JetStream; the bare tail runs the same oplog query (the collection's entries and transactions' admin.$cmd entries)",
+		refName: "bare oplog tail", ratios: ratios(ours, bare), bar: 0.9, barText: ">= 90% of reference",
+	})
+	rep.add(row{
+		figure: "MongoDB capture: CPU per document of the ingestor process (µs)", ours: summarize(ingUS),
+		ref: summarize(natsUS), refName: "NATS server storing the events",
+		note: "from the ingestor's start of streaming to the last event stored; the CPU both take from FerretDB on the 2 cores",
+	})
+	rep.add(row{
+		figure: "MongoDB capture: time the ingestor's oplog reader waited for publishing to take a batch (ms)", ours: summarize(waits), unit: "ms",
+		note: "reportes_mongo_oplog_reader_wait_seconds_total at the end of each run: near 0, the ingestor took every batch as FerretDB returned it, and FerretDB set the pace",
+	})
+	return nil
 }

@@ -81,20 +81,6 @@ func (e *benchEnv) streamDeduplicating(ctx context.Context, prefix string, windo
 	return name, err
 }
 
-// persistStream creates a stream for prefix.> as an operator would who
-// chose its persist mode (which only a stream's creation can set); the
-// ingestor keeps it. DefaultPersistMode is the ingestor's own stream.
-func (e *benchEnv) persistStream(ctx context.Context, prefix string, mode jetstream.PersistModeType) (string, error) {
-	if mode == jetstream.DefaultPersistMode {
-		return e.stream(ctx, prefix)
-	}
-	name := "S_" + strings.ReplaceAll(prefix, ".", "_")
-	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: name, Subjects: []string{prefix + ".>"}, Storage: jetstream.FileStorage, PersistMode: mode,
-	})
-	return name, err
-}
-
 // waitMsgs polls the stream every so often until it holds n messages.
 func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, every, timeout time.Duration) error {
 	s, err := e.js.Stream(ctx, stream)

@@ -352,14 +352,15 @@ const profileNotes = `
   (/proc/<pid>/io). Converting a whole batch before publishing any of it
   left the writes as small (the connection's flusher wakes after a few
   events), with one processor they grew to 30-40 events, and neither moved
-  the server's CPU per event: not kept. The row "into a stream in async
-  persist mode" runs the same binaries against a stream whose server
-  writes in batches after acknowledging. Alternating invocations of three
-  runs each, with the machine at less than half its speed of the evening
-  before: 0.96 and 1.03 of the bare tail against 0.83 and 0.85 by
-  default; a later invocation, 0.84 against 0.82. The write per event is
-  part of what the server spends for each event stored; how much of the
-  gap it makes, the noise leaves open. The ingestor keeps the default: an
-  event the server acknowledged must survive the server's crash, since
-  the source moves past it (docs/operations.md, The stream).
+  the server's CPU per event: not kept. The same binaries against a
+  stream created in async persist mode, where the server writes in
+  batches after acknowledging (a row of the bench for one invocation, on
+  a machine at less than half its usual speed): 0.81 [0.79-0.82] of the
+  bare tail against 0.87 [0.76-0.91] by default, the server's CPU per
+  document 24 against 22.5 µs; two earlier three-run invocations had
+  given 0.96 and 1.03 against 0.83 and 0.85. The server's write per event
+  is not what the gap is made of, and the row was dropped again. The
+  ingestor keeps the default in any case: an event the server
+  acknowledged must survive the server's crash, since the source moves
+  past it (docs/operations.md, The stream).
 `
