@@ -19,17 +19,25 @@ type Checkpoints struct {
 	kv jetstream.KeyValue
 }
 
-// OpenCheckpoints opens (creating when missing) the bucket.
+// OpenCheckpoints opens the bucket, creating it when missing. An existing
+// bucket is used as it is: replicas, limits or placement an operator set
+// stay across restarts.
 func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string) (*Checkpoints, error) {
 	if bucket == "" {
 		bucket = DefaultCheckpointBucket
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "reportes source positions",
-		History:     5,
-		Storage:     jetstream.FileStorage,
-	})
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      bucket,
+			Description: "reportes source positions",
+			History:     5,
+			Storage:     jetstream.FileStorage,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, bucket) // created meanwhile by another process
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint bucket %s: %w", bucket, err)
 	}

@@ -155,3 +155,29 @@ func TestCovers(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenCheckpointsKeepsTheOperatorsBucket(t *testing.T) {
+	js := testJetStream(t)
+	ctx := context.Background()
+	bucket := "P_" + devstack.Name(t)
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Description: "made by hand", History: 20, MaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cdc.OpenCheckpoints(ctx, js, bucket); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.History() != 20 {
+		t.Fatalf("bucket after OpenCheckpoints: history %d; want the operator's 20", st.History())
+	}
+	if cfg := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config; cfg.MaxBytes != 1<<20 || cfg.Description != "made by hand" {
+		t.Fatalf("bucket after OpenCheckpoints: max bytes %d, description %q; want the operator's", cfg.MaxBytes, cfg.Description)
+	}
+}

@@ -66,11 +66,19 @@ func (s *snapshots) store(ctx context.Context, js jetstream.JetStream) (jetstrea
 	if s.obj != nil {
 		return s.obj, nil
 	}
-	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      s.bucket,
-		Description: "reportes: snapshots of the dashboard view",
-		Storage:     jetstream.FileStorage,
-	})
+	// An existing bucket is used as it is: replicas or limits an operator
+	// set stay across restarts.
+	obj, err := js.ObjectStore(ctx, s.bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obj, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      s.bucket,
+			Description: "reportes: snapshots of the dashboard view",
+			Storage:     jetstream.FileStorage,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			obj, err = js.ObjectStore(ctx, s.bucket) // created meanwhile by another replica
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot bucket %s: %w", s.bucket, err)
 	}

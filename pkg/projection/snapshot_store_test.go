@@ -117,3 +117,34 @@ func TestSnapshotSweep(t *testing.T) {
 		t.Fatalf("restored view differs from the stream's:\n%s\n%s", x, y)
 	}
 }
+
+// TestSnapshotBucketKeptAsTheOperatorMadeIt: a snapshot bucket that exists
+// is used as it is, not reconfigured.
+func TestSnapshotBucketKeptAsTheOperatorMadeIt(t *testing.T) {
+	h := newSnapshotHarness(t)
+	ctx := context.Background()
+	if _, err := h.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: "ops", Description: "made by hand", MaxBytes: 256 << 20, Storage: jetstream.FileStorage, Compression: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := h.replica("ops")
+	obj, err := s.store(ctx, h.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := obj.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Description() != "made by hand" || !st.IsCompressed() {
+		t.Fatalf("bucket after opening: description %q, compressed %v; want the operator's", st.Description(), st.IsCompressed())
+	}
+	info, err := h.js.Stream(ctx, "OBJ_ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.CachedInfo().Config.MaxBytes; got != 256<<20 {
+		t.Fatalf("bucket's max bytes %d after opening, want the operator's %d", got, 256<<20)
+	}
+}
