@@ -88,8 +88,15 @@ func edgeTS(ctx context.Context, oplog *mongo.Collection, dir int) (*oplogTS, er
 	return &oplogTS{T: e.TS.T, I: e.TS.I}, nil
 }
 
-// oplogBatch is the batch size of the oplog cursor.
+// oplogBatch is the batch size of the oplog cursor, and the most entries
+// the reader hands to publishing at once.
 const oplogBatch = 1000
+
+// oplogBatchBytes bounds the entries the reader hands to publishing at
+// once, in bytes: with the batch being published and the one read ahead,
+// large documents then hold at most about twice this much, instead of a
+// thousand of them each.
+const oplogBatchBytes = 16 << 20
 
 // entries is what the oplog reader hands to the publishing loop: a batch of
 // entries in oplog order, or the error that ended the reading.
@@ -218,7 +225,9 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 			}
 		}
 		var b entries
-		for len(b.list) < oplogBatch && cur.TryNext(ctx) {
+		size := 0
+		full := func() bool { return len(b.list) >= oplogBatch || size >= s.batchBytes }
+		for !full() && cur.TryNext(ctx) {
 			// The driver may reuse the batch's memory: the entry, and
 			// the documents it holds, get bytes of their own.
 			e, err := decodeEntry(append(bson.Raw(nil), cur.Current...))
@@ -227,6 +236,7 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 				return
 			}
 			b.list = append(b.list, e)
+			size += len(cur.Current)
 			pos = oplogTS{T: e.TS.T, I: e.TS.I}
 		}
 		if err := cur.Err(); err != nil {
@@ -240,7 +250,7 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 		if len(b.list) > 0 && !send(b) {
 			return
 		}
-		if len(b.list) >= oplogBatch {
+		if full() {
 			timer.Reset(0) // a backlog: read on at once
 		} else {
 			// Caught up. Polling again at once would mostly find nothing, and

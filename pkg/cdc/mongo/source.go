@@ -62,6 +62,7 @@ type Source struct {
 	ns         string
 	acked      atomic.Pointer[state]
 	streaming  atomic.Bool
+	batchBytes int // bound of an oplog batch handed to publishing, in bytes
 }
 
 // Streaming reports whether the source is past its snapshot and following
@@ -110,7 +111,7 @@ func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Source{cfg: cfg, checkpoint: checkpoints, ns: cfg.Database + "." + cfg.Collection}, nil
+	return &Source{cfg: cfg, checkpoint: checkpoints, ns: cfg.Database + "." + cfg.Collection, batchBytes: oplogBatchBytes}, nil
 }
 
 // Name implements cdc.Source.
