@@ -76,6 +76,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		projection.WithDeadLetters(cfg.DeadLetter),
 		projection.WithLogger(logger),
 		projection.WithSnapshots(cfg.SnapshotBucket, cfg.SnapshotInterval),
+		projection.WithReplicas(cfg.Replicas),
 	}
 	var table *pgview.Writer
 	if cfg.ViewTable != "" {

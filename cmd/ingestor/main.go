@@ -80,10 +80,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// wait for them rather than crash-looping.
 	var checkpoints *cdc.Checkpoints
 	if err := retry(ctx, logger, "prepare JetStream stream and checkpoint bucket", func() error {
-		if _, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates}); err != nil {
+		if _, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas}); err != nil {
 			return err
 		}
-		checkpoints, err = cdc.OpenCheckpoints(ctx, js, cfg.CheckpointBucket)
+		checkpoints, err = cdc.OpenCheckpoints(ctx, js, cfg.CheckpointBucket, cdc.WithCheckpointReplicas(cfg.Replicas))
 		return err
 	}); err != nil {
 		return err

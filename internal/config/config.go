@@ -38,6 +38,7 @@ type Config struct {
 	DeadLetter       string
 	CheckpointBucket string
 	Duplicates       time.Duration
+	Replicas         int
 	Port             int
 	IngestorPort     int
 	Title            string
@@ -88,6 +89,7 @@ var Vars = []Var{
 	{"NATS_DEAD_LETTER_SUBJECT", "reportes.deadletter", "subject of events the view could not apply (empty: off)"},
 	{"NATS_CHECKPOINT_BUCKET", "reportes_positions", "key-value bucket of source positions"},
 	{"NATS_DUPLICATE_WINDOW", "2m", "stream deduplication window"},
+	{"NATS_REPLICAS", "1", "replicas (1 to 5) of the stream and buckets when the services create them; existing ones keep theirs"},
 	{"PORT", "8002", "API listen port"},
 	{"INGESTOR_PORT", "8003", "ingestor health and metrics port"},
 	{"DASHBOARD_TITLE", "Dashboard Operativo - Sprint 4", "dashboard titulo"},
@@ -241,6 +243,11 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		bad("NATS_DUPLICATE_WINDOW", "a positive duration like 2m")
 	} else {
 		c.Duplicates = d
+	}
+	if n, err := strconv.Atoi(get("NATS_REPLICAS")); err != nil || n < 1 || n > 5 {
+		bad("NATS_REPLICAS", "a number of replicas from 1 to 5")
+	} else {
+		c.Replicas = n
 	}
 	if d, err := time.ParseDuration(get("VIEW_SNAPSHOT_INTERVAL")); err != nil || d < 0 {
 		bad("VIEW_SNAPSHOT_INTERVAL", "a duration like 1m, or 0 to disable")

@@ -52,6 +52,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"EMPLOYEES_TABLE":       "empleados",
 		"LOG_LEVEL":             "loud",
 		"NATS_DUPLICATE_WINDOW": "-1s",
+		"NATS_REPLICAS":         "7",
 		"ORDER_SELLER_FIELD":    "",
 	}
 	for name, value := range tests {

@@ -19,21 +19,34 @@ type Checkpoints struct {
 	kv jetstream.KeyValue
 }
 
+// CheckpointOption configures OpenCheckpoints.
+type CheckpointOption func(*jetstream.KeyValueConfig)
+
+// WithCheckpointReplicas sets the replicas of the bucket when it is created
+// (default 1).
+func WithCheckpointReplicas(n int) CheckpointOption {
+	return func(c *jetstream.KeyValueConfig) { c.Replicas = n }
+}
+
 // OpenCheckpoints opens the bucket, creating it when missing. An existing
 // bucket is used as it is: replicas, limits or placement an operator set
 // stay across restarts.
-func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string) (*Checkpoints, error) {
+func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string, opts ...CheckpointOption) (*Checkpoints, error) {
 	if bucket == "" {
 		bucket = DefaultCheckpointBucket
 	}
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "reportes source positions",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      bucket,
-			Description: "reportes source positions",
-			History:     5,
-			Storage:     jetstream.FileStorage,
-		})
+		kv, err = js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, bucket) // created meanwhile by another process
 		}

@@ -181,3 +181,22 @@ func TestOpenCheckpointsKeepsTheOperatorsBucket(t *testing.T) {
 		t.Fatalf("bucket after OpenCheckpoints: max bytes %d, description %q; want the operator's", cfg.MaxBytes, cfg.Description)
 	}
 }
+
+// TestReplicasReachTheServer: the replicas asked for are what the server is
+// asked to create; a single server refuses more than one, by name.
+func TestReplicasReachTheServer(t *testing.T) {
+	js := testJetStream(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	_, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc", Replicas: 3})
+	if err == nil || !strings.Contains(err.Error(), "replicas") {
+		t.Errorf("stream of 3 replicas on a single server: %v, want the server's refusal naming replicas", err)
+	}
+	_, err = cdc.OpenCheckpoints(ctx, js, "P_"+name, cdc.WithCheckpointReplicas(3))
+	if err == nil || !strings.Contains(err.Error(), "replicas") {
+		t.Errorf("bucket of 3 replicas on a single server: %v, want the server's refusal naming replicas", err)
+	}
+	if _, err := cdc.OpenCheckpoints(ctx, js, "P_"+name, cdc.WithCheckpointReplicas(1)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -49,6 +49,7 @@ type projectorOptions struct {
 	logger        *slog.Logger
 	snapBucket    string
 	snapEvery     time.Duration
+	replicas      int
 }
 
 // Option configures a Projector.
@@ -85,6 +86,10 @@ func WithSnapshots(bucket string, interval time.Duration) Option {
 	return func(o *projectorOptions) { o.snapBucket, o.snapEvery = bucket, interval }
 }
 
+// WithReplicas sets the replicas of the snapshot bucket when the projector
+// creates it (default 1); an existing bucket keeps its own.
+func WithReplicas(n int) Option { return func(o *projectorOptions) { o.replicas = n } }
+
 // WithOnApplied calls fn after every batch of events applied to the view
 // (from the applying goroutine; fn must not block).
 func WithOnApplied(fn func()) Option { return func(o *projectorOptions) { o.onApplied = fn } }
@@ -112,6 +117,7 @@ func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error)
 	p := &Projector{js: js, legacy: legacy, nc: nc, view: view, opts: o}
 	if o.snapBucket != "" && o.snapEvery > 0 {
 		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.stream, o.subjectPrefix, view)
+		p.snaps.replicas = o.replicas
 	}
 	return p, nil
 }

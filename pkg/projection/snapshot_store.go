@@ -34,9 +34,10 @@ import (
 // sweep), so the bucket holds about one snapshot per name, not a snapshot per
 // collision.
 type snapshots struct {
-	bucket string
-	every  time.Duration
-	name   string
+	bucket   string
+	every    time.Duration
+	name     string
+	replicas int // of the bucket, when it is created
 
 	mu      sync.Mutex
 	obj     jetstream.ObjectStore
@@ -74,6 +75,7 @@ func (s *snapshots) store(ctx context.Context, js jetstream.JetStream) (jetstrea
 			Bucket:      s.bucket,
 			Description: "reportes: snapshots of the dashboard view",
 			Storage:     jetstream.FileStorage,
+			Replicas:    s.replicas,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			obj, err = js.ObjectStore(ctx, s.bucket) // created meanwhile by another replica
