@@ -44,13 +44,9 @@ func OpenCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string,
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	kv, err := js.KeyValue(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, bucket) // created meanwhile by another process
-		}
-	}
+	kv, err := OpenOrCreate(ctx,
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, bucket) },
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, cfg) })
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint bucket %s: %w", bucket, err)
 	}

@@ -63,22 +63,20 @@ func (c StreamConfig) withDefaults() StreamConfig {
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg = cfg.withDefaults()
 	subject := cfg.SubjectPrefix + ".>"
-	s, err := js.Stream(ctx, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        cfg.Name,
-			Description: "reportes change events (docs/events.md)",
-			Subjects:    []string{subject},
-			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
-			Duplicates:  cfg.Duplicates,
-			MaxAge:      cfg.MaxAge,
-			Replicas:    cfg.Replicas,
+	s, err := OpenOrCreate(ctx,
+		func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) },
+		func(ctx context.Context) (jetstream.Stream, error) {
+			return js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:        cfg.Name,
+				Description: "reportes change events (docs/events.md)",
+				Subjects:    []string{subject},
+				Storage:     jetstream.FileStorage,
+				Retention:   jetstream.LimitsPolicy,
+				Duplicates:  cfg.Duplicates,
+				MaxAge:      cfg.MaxAge,
+				Replicas:    cfg.Replicas,
+			})
 		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return EnsureStream(ctx, js, cfg) // created meanwhile by another ingestor
-		}
-	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
@@ -119,4 +117,19 @@ func covers(filter, subject string) bool {
 		}
 	}
 	return len(f) == len(s)
+}
+
+// OpenOrCreate opens a JetStream stream or bucket with open and, when it
+// does not exist, creates it with create; when another process created it
+// meanwhile, it opens that one. What exists is used as it is.
+func OpenOrCreate[T any](ctx context.Context, open, create func(context.Context) (T, error)) (T, error) {
+	v, err := open(ctx)
+	if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return v, err
+	}
+	v, err = create(ctx)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrBucketExists) {
+		return open(ctx)
+	}
+	return v, err
 }

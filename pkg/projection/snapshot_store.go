@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/pkg/cdc"
 )
 
 // snapshots keeps the projector's view snapshots in a JetStream object
@@ -69,18 +71,16 @@ func (s *snapshots) store(ctx context.Context, js jetstream.JetStream) (jetstrea
 	}
 	// An existing bucket is used as it is: replicas or limits an operator
 	// set stay across restarts.
-	obj, err := js.ObjectStore(ctx, s.bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obj, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      s.bucket,
-			Description: "reportes: snapshots of the dashboard view",
-			Storage:     jetstream.FileStorage,
-			Replicas:    s.replicas,
+	obj, err := cdc.OpenOrCreate(ctx,
+		func(ctx context.Context) (jetstream.ObjectStore, error) { return js.ObjectStore(ctx, s.bucket) },
+		func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+				Bucket:      s.bucket,
+				Description: "reportes: snapshots of the dashboard view",
+				Storage:     jetstream.FileStorage,
+				Replicas:    s.replicas,
+			})
 		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			obj, err = js.ObjectStore(ctx, s.bucket) // created meanwhile by another replica
-		}
-	}
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot bucket %s: %w", s.bucket, err)
 	}
