@@ -280,7 +280,7 @@ func (e *benchEnv) freshness(ctx context.Context, rep *report) error {
 		tail := newWatcher(e.o.changes)
 		tailCtx, stopTail := context.WithCancel(ctx)
 		go func() {
-			_ = bareTail(tailCtx, client, "bench."+name, ts, func(n int) bool {
+			_ = bareTail(tailCtx, client, "bench."+name, ts, func(n int, _ bson.Raw) bool {
 				tail.observe(n, time.Now())
 				return n >= e.o.changes
 			})
