@@ -106,12 +106,19 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "version", buildinfo.Version, "nats", config.Redact(cfg.NatsURL), "stream", cfg.Stream)
 
+	serveDebug, err := httpapi.ListenDebug(cfg.DebugAddr, cfg.APIToken, logger)
+	if err != nil {
+		return fmt.Errorf("DEBUG_ADDR=%s: %w", cfg.DebugAddr, err)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proj.Run(ctx) })
 	if table != nil {
 		g.Go(func() error { return table.Run(ctx) })
 	}
 	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 10*time.Second) })
+	if serveDebug != nil {
+		g.Go(func() error { return serveDebug(ctx) })
+	}
 	err = g.Wait()
 	logger.Info("stopped")
 	return err

@@ -119,10 +119,17 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			cfg.MongoDB + "." + cfg.MongoCollection: {strings.Split(cfg.SellerField, ".")[0]},
 		}),
 	}
+	serveDebug, err := httpapi.ListenDebug(cfg.IngestorDebug, cfg.APIToken, logger)
+	if err != nil {
+		return fmt.Errorf("INGESTOR_DEBUG_ADDR=%s: %w", cfg.IngestorDebug, err)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cdc.Supervise(ctx, nc, pg, logger, 10*time.Second, pubOpts...) })
 	g.Go(func() error { return cdc.Supervise(ctx, nc, mg, logger, 10*time.Second, pubOpts...) })
 	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 5*time.Second) })
+	if serveDebug != nil {
+		g.Go(func() error { return serveDebug(ctx) })
+	}
 	err = g.Wait()
 	logger.Info("stopped")
 	return err

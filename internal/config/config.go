@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -41,6 +42,8 @@ type Config struct {
 	Replicas         int
 	Port             int
 	IngestorPort     int
+	DebugAddr        string
+	IngestorDebug    string
 	Title            string
 	LogLevel         slog.Level
 	LogFormat        string
@@ -92,6 +95,8 @@ var Vars = []Var{
 	{"NATS_REPLICAS", "1", "replicas (1 to 5) of the stream and buckets when the services create them; existing ones keep theirs"},
 	{"PORT", "8002", "API listen port"},
 	{"INGESTOR_PORT", "8003", "ingestor health and metrics port"},
+	{"DEBUG_ADDR", "", "when set (host:port, like 127.0.0.1:6060), the API serves Go profiles under /debug/pprof/ on this address of its own; keep it private"},
+	{"INGESTOR_DEBUG_ADDR", "", "the same for the ingestor"},
 	{"DASHBOARD_TITLE", "Dashboard Operativo - Sprint 4", "dashboard titulo"},
 	{"VIEW_TABLE", "", "when set (schema.table), the API also keeps a copy of the dashboard in this PostgreSQL table"},
 	{"VIEW_POSTGRES_URL", "", "database of VIEW_TABLE (default: the employees database)"},
@@ -186,6 +191,19 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 	c.Port = port("PORT")
 	c.IngestorPort = port("INGESTOR_PORT")
+	hostPort := func(name string) string {
+		v := get(name)
+		if v == "" {
+			return ""
+		}
+		_, p, err := net.SplitHostPort(v)
+		if n, perr := strconv.Atoi(p); err != nil || perr != nil || n < 1 || n > 65535 {
+			bad(name, "host:port like 127.0.0.1:6060, or empty for off")
+		}
+		return v
+	}
+	c.DebugAddr = hostPort("DEBUG_ADDR")
+	c.IngestorDebug = hostPort("INGESTOR_DEBUG_ADDR")
 
 	if u := get("POSTGRES_URL"); u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "postgres" && pu.Scheme != "postgresql") {

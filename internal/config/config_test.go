@@ -53,6 +53,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"LOG_LEVEL":             "loud",
 		"NATS_DUPLICATE_WINDOW": "-1s",
 		"NATS_REPLICAS":         "7",
+		"DEBUG_ADDR":            "6060",
+		"INGESTOR_DEBUG_ADDR":   "localhost:http",
 		"ORDER_SELLER_FIELD":    "",
 	}
 	for name, value := range tests {
