@@ -427,7 +427,7 @@ func bareTail(ctx context.Context, client *mongo.Client, ns string, ts primitive
 // connection of its own, and waiting for every acknowledgement. It converts
 // nothing and keeps no position. The rate is taken from the server's stamps
 // on the first and last message stored, as the ingestor's is.
-func (e *benchEnv) tailAndPublish(ctx context.Context, ns string, ts primitive.Timestamp, n int) (float64, error) {
+func (e *benchEnv) tailAndPublish(ctx context.Context, client *mongo.Client, ns string, ts primitive.Timestamp, n int) (float64, error) {
 	prefix := e.name("mgfloor")
 	stream, err := e.stream(ctx, prefix)
 	if err != nil {
@@ -444,7 +444,7 @@ func (e *benchEnv) tailAndPublish(ctx context.Context, ns string, ts primitive.T
 		return 0, err
 	}
 	var perr error
-	err = bareTail(ctx, e.mongo, ns, ts, func(i int, entry bson.Raw) bool {
+	err = bareTail(ctx, client, ns, ts, func(i int, entry bson.Raw) bool {
 		// The entry's bytes are the cursor's: the pending publish gets a copy.
 		_, perr = js.PublishAsync(prefix+".x", append([]byte(nil), entry...), jetstream.WithMsgID(fmt.Sprintf("%s-%d", ns, i)), waitWhenStalled)
 		return perr != nil || i >= n
@@ -461,111 +461,132 @@ func (e *benchEnv) tailAndPublish(ctx context.Context, ns string, ts primitive.T
 	return float64(n-1) / last.Sub(first).Seconds(), err
 }
 
+// mongoRun is one timed MongoDB capture: the ingestor's rate, the bare
+// tail's and the floor's, the CPU per document (µs) of the ingestor, the
+// NATS server and FerretDB, and the time the oplog reader waited (s).
+type mongoRun struct {
+	ours, bare, floor          float64
+	ingCPU, natsCPU, ferretCPU float64
+	wait                       float64
+}
+
+// mongoCaptureRun inserts the documents into a FerretDB of the run's own,
+// and times the bare tail, the ingestor and the floor reading them.
+func (e *benchEnv) mongoCaptureRun(ctx context.Context, run int) (r mongoRun, err error) {
+	name := e.name("mg")
+	fdb, err := e.freshFerret(ctx, name)
+	if err != nil {
+		return r, err
+	}
+	defer fdb.stop() // the next run starts on an empty oplog
+	coll := fdb.client.Database("bench").Collection(name)
+	stream, err := e.stream(ctx, name)
+	if err != nil {
+		return r, err
+	}
+	// The ingestor takes its initial snapshots (one document) and saves
+	// its positions; the timed runs resume from them. The document puts
+	// an entry in the oplog: a snapshot of an empty oplog has no
+	// position to resume from, and the ingestor would snapshot again.
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "vendedor", Value: "S-0000"}}); err != nil {
+		return r, err
+	}
+	ing, err := e.startIngestor(ctx, name, fdb.uri, name, stream, true)
+	if err != nil {
+		return r, err
+	}
+	if err := ing.stop(); err != nil {
+		return r, fmt.Errorf("stop ingestor: %w", err)
+	}
+	base, err := e.streamMsgs(ctx, stream)
+	if err != nil {
+		return r, err
+	}
+	ts, err := latestTS(ctx, fdb.client)
+	if err != nil {
+		return r, err
+	}
+	docs := make([]any, 0, 1000)
+	for i := range e.o.mongoDocs {
+		docs = append(docs, bson.D{{Key: "vendedor", Value: fmt.Sprintf("S-%04d", i%1000)}, {Key: "producto", Value: "Tornillos M6"}, {Key: "cantidad", Value: i}})
+		if len(docs) == cap(docs) || i == e.o.mongoDocs-1 {
+			if _, err := coll.InsertMany(ctx, docs); err != nil {
+				return r, err
+			}
+			docs = docs[:0]
+		}
+	}
+	// A first, untimed pass warms the caches the timed readers share.
+	if err := bareTail(ctx, fdb.client, "bench."+name, ts, func(n int, _ bson.Raw) bool { return n >= e.o.mongoDocs }); err != nil {
+		return r, err
+	}
+	timeTail := func() (float64, error) {
+		var first time.Time
+		var c0 time.Duration
+		err := bareTail(ctx, fdb.client, "bench."+name, ts, func(n int, _ bson.Raw) bool {
+			if n == 1 {
+				first = time.Now()
+				c0, _ = childCPU(os.Getpid())
+			}
+			return n >= e.o.mongoDocs
+		})
+		if err != nil {
+			return 0, err
+		}
+		took := time.Since(first)
+		c1, err := childCPU(os.Getpid())
+		r.ferretCPU = (c1 - c0).Seconds() * 1e6 / float64(e.o.mongoDocs-1)
+		return float64(e.o.mongoDocs-1) / took.Seconds(), err
+	}
+	timeIngestor := func() (rate float64, err error) {
+		ing, err := e.startIngestor(ctx, name, fdb.uri, name, stream, true)
+		if err != nil {
+			return 0, err
+		}
+		defer func() { _ = ing.stop() }()
+		r.natsCPU, err = cpuPerEvent(e.o.mongoDocs, func() (err error) {
+			r.ingCPU, err = cpuPerEvent(e.o.mongoDocs, func() error {
+				first, last, err := e.timeMsgs(ctx, stream, base, base+uint64(e.o.mongoDocs), 5*time.Minute)
+				rate = float64(e.o.mongoDocs-1) / last.Sub(first).Seconds()
+				return err
+			}, ing.cmd.Process.Pid)
+			return err
+		}, e.nats.cmd.Process.Pid)
+		if err == nil {
+			r.wait, err = ing.metric("reportes_mongo_oplog_reader_wait_seconds_total")
+		}
+		return rate, err
+	}
+	timeFloor := func() (float64, error) { return e.tailAndPublish(ctx, fdb.client, "bench."+name, ts, e.o.mongoDocs) }
+	// The order of the three readers rotates between runs, so drift of
+	// the machine during a run favours none of them.
+	timed := []func() error{
+		func() (err error) { r.bare, err = timeTail(); return err },
+		func() (err error) { r.ours, err = timeIngestor(); return err },
+		func() (err error) { r.floor, err = timeFloor(); return err },
+	}
+	for i := range timed {
+		if err := timed[(run+i)%len(timed)](); err != nil {
+			return r, err
+		}
+	}
+	_ = e.js.DeleteStream(ctx, stream)
+	e.dropCapture(ctx, name)
+	e.logger.Info("mongo capture run", "bare_tail", int(r.bare), "ingestor", int(r.ours), "tail_and_publish", int(r.floor),
+		"ingestor_cpu_us", r.ingCPU, "nats_cpu_us", r.natsCPU, "ferretdb_cpu_us", r.ferretCPU)
+	return r, nil
+}
+
 func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
 	var ours, bare, floor, ingUS, natsUS, ferretUS, waits []float64
 	for run := range e.o.runs {
-		name := e.name("mg")
-		coll := e.mongo.Database("bench").Collection(name)
-		stream, err := e.stream(ctx, name)
+		r, err := e.mongoCaptureRun(ctx, run)
 		if err != nil {
 			return err
 		}
-		// The ingestor takes its initial snapshots (one document) and saves
-		// its positions; the timed runs resume from them. The document puts
-		// an entry in the oplog: a snapshot of an empty oplog has no
-		// position to resume from, and the ingestor would snapshot again.
-		if _, err := coll.InsertOne(ctx, bson.D{{Key: "vendedor", Value: "S-0000"}}); err != nil {
-			return err
-		}
-		ing, err := e.startIngestor(ctx, name, name, stream, true)
-		if err != nil {
-			return err
-		}
-		if err := ing.stop(); err != nil {
-			return fmt.Errorf("stop ingestor: %w", err)
-		}
-		base, err := e.streamMsgs(ctx, stream)
-		if err != nil {
-			return err
-		}
-		ts, err := latestTS(ctx, e.mongo)
-		if err != nil {
-			return err
-		}
-		docs := make([]any, 0, 1000)
-		for i := range e.o.mongoDocs {
-			docs = append(docs, bson.D{{Key: "vendedor", Value: fmt.Sprintf("S-%04d", i%1000)}, {Key: "producto", Value: "Tornillos M6"}, {Key: "cantidad", Value: i}})
-			if len(docs) == cap(docs) || i == e.o.mongoDocs-1 {
-				if _, err := coll.InsertMany(ctx, docs); err != nil {
-					return err
-				}
-				docs = docs[:0]
-			}
-		}
-		// A first, untimed pass warms the caches the timed readers share.
-		if err := bareTail(ctx, e.mongo, "bench."+name, ts, func(n int, _ bson.Raw) bool { return n >= e.o.mongoDocs }); err != nil {
-			return err
-		}
-		var ferretCPU float64 // CPU in µs per document of this process, where FerretDB runs
-		timeTail := func() (float64, error) {
-			var first time.Time
-			var c0 time.Duration
-			err := bareTail(ctx, e.mongo, "bench."+name, ts, func(n int, _ bson.Raw) bool {
-				if n == 1 {
-					first = time.Now()
-					c0, _ = childCPU(os.Getpid())
-				}
-				return n >= e.o.mongoDocs
-			})
-			if err != nil {
-				return 0, err
-			}
-			took := time.Since(first)
-			c1, err := childCPU(os.Getpid())
-			ferretCPU = (c1 - c0).Seconds() * 1e6 / float64(e.o.mongoDocs-1)
-			return float64(e.o.mongoDocs-1) / took.Seconds(), err
-		}
-		var ingCPU, natsCPU, wait float64 // CPU in µs per document
-		timeIngestor := func() (rate float64, err error) {
-			ing, err := e.startIngestor(ctx, name, name, stream, true)
-			if err != nil {
-				return 0, err
-			}
-			defer func() { _ = ing.stop() }()
-			natsCPU, err = cpuPerEvent(e.o.mongoDocs, func() (err error) {
-				ingCPU, err = cpuPerEvent(e.o.mongoDocs, func() error {
-					first, last, err := e.timeMsgs(ctx, stream, base, base+uint64(e.o.mongoDocs), 5*time.Minute)
-					rate = float64(e.o.mongoDocs-1) / last.Sub(first).Seconds()
-					return err
-				}, ing.cmd.Process.Pid)
-				return err
-			}, e.nats.cmd.Process.Pid)
-			if err == nil {
-				wait, err = ing.metric("reportes_mongo_oplog_reader_wait_seconds_total")
-			}
-			return rate, err
-		}
-		timeFloor := func() (float64, error) { return e.tailAndPublish(ctx, "bench."+name, ts, e.o.mongoDocs) }
-		// The order of the three readers rotates between runs, so drift of
-		// the machine during a run favours none of them.
-		var o, b, f float64
-		timed := []func() error{
-			func() (err error) { b, err = timeTail(); return err },
-			func() (err error) { o, err = timeIngestor(); return err },
-			func() (err error) { f, err = timeFloor(); return err },
-		}
-		for i := range timed {
-			if err := timed[(run+i)%len(timed)](); err != nil {
-				return err
-			}
-		}
-		_ = e.js.DeleteStream(ctx, stream)
-		e.dropCapture(ctx, name)
-		ours, bare, floor = append(ours, o), append(bare, b), append(floor, f)
-		ingUS, natsUS, ferretUS = append(ingUS, ingCPU), append(natsUS, natsCPU), append(ferretUS, ferretCPU)
-		waits = append(waits, wait*1000)
-		e.logger.Info("mongo capture run", "bare_tail", int(b), "ingestor", int(o), "tail_and_publish", int(f),
-			"ingestor_cpu_us", ingCPU, "nats_cpu_us", natsCPU, "ferretdb_cpu_us", ferretCPU)
+		ours, bare, floor = append(ours, r.ours), append(bare, r.bare), append(floor, r.floor)
+		ingUS, natsUS, ferretUS = append(ingUS, r.ingCPU), append(natsUS, r.natsCPU), append(ferretUS, r.ferretCPU)
+		waits = append(waits, r.wait*1000)
 	}
 	rep.add(row{
 		figure: fmt.Sprintf("MongoDB capture, %d documents through the FerretDB oplog (events/s)", e.o.mongoDocs), ours: summarize(ours), ref: summarize(bare),

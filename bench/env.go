@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -167,4 +168,33 @@ func (r *running) stop() error {
 		return nil
 	}
 	return err
+}
+
+// ferretRun is a FerretDB instance of one run, with a client connected.
+type ferretRun struct {
+	uri    string
+	client *mongo.Client
+	fdb    *devstack.Ferret
+}
+
+// freshFerret starts a FerretDB of its own for one run, in a folder named
+// name. FerretDB rescans its whole oplog for every query, so a run on the
+// shared instance would pay for the runs before it: its figure would drift
+// from run to run, and every run would take longer than the last.
+func (e *benchEnv) freshFerret(ctx context.Context, name string) (*ferretRun, error) {
+	fdb, err := devstack.StartFerret(ctx, filepath.Join(e.dir, name), 0)
+	if err != nil {
+		return nil, err
+	}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(fdb.URI))
+	if err != nil {
+		fdb.Stop()
+		return nil, err
+	}
+	return &ferretRun{uri: fdb.URI, client: client, fdb: fdb}, nil
+}
+
+func (f *ferretRun) stop() {
+	_ = f.client.Disconnect(context.Background())
+	f.fdb.Stop()
 }

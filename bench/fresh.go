@@ -8,16 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/bson"
-	mongodrv "go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/reportes/reportes/internal/devstack"
 	"github.com/reportes/reportes/internal/httpapi"
 	"github.com/reportes/reportes/pkg/cdc"
 	cdcmongo "github.com/reportes/reportes/pkg/cdc/mongo"
@@ -241,25 +237,17 @@ func (e *benchEnv) freshness(ctx context.Context, rep *report) error {
 		// whole oplog on every poll, so each run gets a fresh instance: the
 		// figure is then not an artefact of the capture runs before it.
 		name = e.name("fmg")
-		fdb, err := devstack.StartFerret(ctx, filepath.Join(e.dir, name), 0)
+		fdb, err := e.freshFerret(ctx, name)
 		if err != nil {
 			return err
 		}
-		client, err := mongodrv.Connect(ctx, options.Client().ApplyURI(fdb.URI))
-		if err != nil {
-			fdb.Stop()
-			return err
-		}
-		stopFerret := func() {
-			_ = client.Disconnect(context.Background())
-			fdb.Stop()
-		}
+		client, stopFerret := fdb.client, fdb.stop
 		cp, err = cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
 		if err != nil {
 			stopFerret()
 			return err
 		}
-		msrc, err := cdcmongo.New(cdcmongo.Config{URI: fdb.URI, Database: "bench", Collection: name, Mode: cdcmongo.ModeOplog}, cp)
+		msrc, err := cdcmongo.New(cdcmongo.Config{URI: fdb.uri, Database: "bench", Collection: name, Mode: cdcmongo.ModeOplog}, cp)
 		if err != nil {
 			stopFerret()
 			return err

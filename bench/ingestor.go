@@ -23,10 +23,11 @@ type ingestorProc struct {
 }
 
 // startIngestor runs the ingestor binary on the bench database's employees
-// table and the MongoDB collection coll (oplog mode), publishing under the
-// subject prefix name to stream, with a slot, publication and checkpoint
-// bucket of its own. With wait, it returns once both sources stream.
-func (e *benchEnv) startIngestor(ctx context.Context, name, coll, stream string, wait bool) (*ingestorProc, error) {
+// table and the MongoDB collection coll (oplog mode) of the server at
+// mongoURI, publishing under the subject prefix name to stream, with a
+// slot, publication and checkpoint bucket of its own. With wait, it returns
+// once both sources stream.
+func (e *benchEnv) startIngestor(ctx context.Context, name, mongoURI, coll, stream string, wait bool) (*ingestorProc, error) {
 	if _, err := e.conn.Exec(ctx, devstack.EmployeesDDL); err != nil {
 		return nil, err
 	}
@@ -36,7 +37,7 @@ func (e *benchEnv) startIngestor(ctx context.Context, name, coll, stream string,
 	}
 	cmd := exec.Command(e.o.ingestorBin) //nolint:gosec,noctx // the binary under test
 	cmd.Env = append(os.Environ(), "POSTGRES_URL="+e.pgURL, "PG_SLOT="+name, "PG_PUBLICATION="+name,
-		"MONGO_URI="+e.ferret.URI, "MONGO_DB=bench", "MONGO_COLLECTION="+coll, "MONGO_CAPTURE_MODE=oplog",
+		"MONGO_URI="+mongoURI, "MONGO_DB=bench", "MONGO_COLLECTION="+coll, "MONGO_CAPTURE_MODE=oplog",
 		"NATS_URL="+e.nats.url, "NATS_STREAM="+stream, "NATS_SUBJECT_PREFIX="+name, "NATS_CHECKPOINT_BUCKET=P_"+name,
 		"INGESTOR_PORT="+strconv.Itoa(port), "LOG_LEVEL=warn")
 	cmd.Stderr = os.Stderr
