@@ -116,8 +116,7 @@ func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error)
 	}
 	p := &Projector{js: js, legacy: legacy, nc: nc, view: view, opts: o}
 	if o.snapBucket != "" && o.snapEvery > 0 {
-		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.stream, o.subjectPrefix, view)
-		p.snaps.replicas = o.replicas
+		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.replicas, o.stream, o.subjectPrefix, view)
 	}
 	return p, nil
 }

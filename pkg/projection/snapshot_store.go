@@ -57,10 +57,13 @@ const (
 // Put still in progress are seconds old, never minutes.
 const orphanAge = 5 * time.Minute
 
-func newSnapshots(bucket string, every time.Duration, stream, prefix string, v *View) *snapshots {
+// newSnapshots saves v every so often in bucket, which gets replicas when
+// it is created, under a name of the stream, the subject prefix and v's
+// schema.
+func newSnapshots(bucket string, every time.Duration, replicas int, stream, prefix string, v *View) *snapshots {
 	schema, _ := json.Marshal(v.header()) // format and schema, no state
 	name := fmt.Sprintf("view.%s.%s.%08x", stream, prefix, crc32.ChecksumIEEE(schema))
-	return &snapshots{bucket: bucket, every: every, name: name}
+	return &snapshots{bucket: bucket, every: every, name: name, replicas: replicas}
 }
 
 func (s *snapshots) store(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {

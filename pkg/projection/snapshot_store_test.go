@@ -32,7 +32,7 @@ func (h *snapshotHarness) replica(bucket string) (*snapshots, *View) {
 	h.t.Helper()
 	v, _ := NewView(DefaultSchema())
 	replayAll(h.t, h, v)
-	s := newSnapshots(bucket, time.Hour, h.stream, "snap.cdc", v)
+	s := newSnapshots(bucket, time.Hour, 1, h.stream, "snap.cdc", v)
 	st, _ := h.js.Stream(context.Background(), h.stream)
 	info, err := st.Info(context.Background())
 	if err != nil {
