@@ -51,9 +51,10 @@ func (e *Event) AppendJSON(buf []byte) []byte {
 
 const hex = "0123456789abcdef"
 
-// AppendString appends s as a JSON string, escaped like encoding/json does
-// (including its HTML-safe escapes and the replacement of invalid UTF-8).
-func AppendString(buf []byte, s string) []byte {
+// AppendString appends s, a string or the bytes of one, as a JSON string,
+// escaped like encoding/json does (including its HTML-safe escapes and the
+// replacement of invalid UTF-8).
+func AppendString[S ~string | ~[]byte](buf []byte, s S) []byte {
 	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -84,7 +85,8 @@ func AppendString(buf []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// A rune is at most 4 bytes; converting that many does not allocate.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			buf = append(buf, s[start:i]...)
 			buf = append(buf, `\ufffd`...)

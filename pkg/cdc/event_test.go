@@ -165,6 +165,9 @@ func FuzzAppendJSON(f *testing.F) {
 			return
 		}
 		got := ev.AppendJSON(nil)
+		if b, s := AppendString(nil, []byte(key)), AppendString(nil, key); !bytes.Equal(b, s) {
+			t.Fatalf("AppendString of %q: from bytes %s, from a string %s", key, b, s)
+		}
 		if len(ev.After) == 0 {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("AppendJSON:\n got %s\nwant %s", got, want)

@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/reportes/reportes/pkg/cdc"
 )
@@ -33,47 +35,54 @@ func encodeDocument(buf []byte, doc bson.Raw) (out []byte, err error) {
 // regular expressions, code, min/max keys...) are left to the driver, so the
 // output is relaxed Extended JSON either way (TestExtJSON compares the two).
 func appendDocument(buf []byte, doc bson.Raw) ([]byte, error) {
-	els, err := doc.Elements()
-	if err != nil {
-		return nil, err
-	}
-	buf = append(buf, '{')
-	for i, el := range els {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = cdc.AppendString(buf, el.Key())
-		buf = append(buf, ':')
-		if buf, err = appendValue(buf, el.Value()); err != nil {
-			return nil, err
-		}
-	}
-	return append(buf, '}'), nil
+	return appendElements(buf, doc, '{', '}', true)
 }
 
 func appendArray(buf []byte, arr bson.Raw) ([]byte, error) {
-	vals, err := arr.Values()
-	if err != nil {
-		return nil, err
+	return appendElements(buf, arr, '[', ']', false)
+}
+
+// appendElements appends the elements of a document (with their keys) or
+// of an array (values only) between opening and closing. It reads them in place,
+// without the slice of elements and the key strings the driver's Elements
+// would allocate for every document.
+func appendElements(buf []byte, doc bson.Raw, opening, closing byte, keys bool) ([]byte, error) {
+	if len(doc) < 5 {
+		return nil, bsoncore.NewInsufficientBytesError(doc, doc)
 	}
-	buf = append(buf, '[')
-	for i, v := range vals {
-		if i > 0 {
+	buf = append(buf, opening)
+	rest := doc[4 : len(doc)-1] // between the length and the final 0
+	for first := true; len(rest) > 0; first = false {
+		el, next, ok := bsoncore.ReadElement(rest)
+		if !ok {
+			return nil, bsoncore.NewInsufficientBytesError(doc, rest)
+		}
+		rest = next
+		if !first {
 			buf = append(buf, ',')
 		}
-		if buf, err = appendValue(buf, v); err != nil {
+		if keys {
+			buf = cdc.AppendString(buf, el.KeyBytes())
+			buf = append(buf, ':')
+		}
+		v := el.Value()
+		var err error
+		if buf, err = appendValue(buf, bson.RawValue{Type: v.Type, Value: v.Data}); err != nil {
 			return nil, err
 		}
 	}
-	return append(buf, ']'), nil
+	return append(buf, closing), nil
 }
 
 func appendValue(buf []byte, v bson.RawValue) ([]byte, error) {
 	switch v.Type {
 	case bson.TypeString:
-		s, ok := v.StringValueOK()
-		if ok {
-			return cdc.AppendString(buf, s), nil
+		// The string's bytes as they are, without a string of their own:
+		// int32 length (with the final 0), the bytes, 0.
+		if d := v.Value; len(d) >= 5 {
+			if n := int(int32(binary.LittleEndian.Uint32(d))); n >= 1 && n == len(d)-4 && d[len(d)-1] == 0 {
+				return cdc.AppendString(buf, d[4:len(d)-1]), nil
+			}
 		}
 	case bson.TypeEmbeddedDocument:
 		if d, ok := v.DocumentOK(); ok {
