@@ -48,6 +48,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == plainArg {
+		if err := tailPublish(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "plain capture:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o benchOptions
 	var sizes string
 	flag.IntVar(&o.runs, "runs", 5, "runs per figure (median, min and max are reported)")

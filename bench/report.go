@@ -363,20 +363,27 @@ const profileNotes = `
   ingestor keeps the default in any case: an event the server
   acknowledged must survive the server's crash, since the source moves
   past it (docs/operations.md, The stream).
-- MongoDB capture, the floor: a CPU profile of the bench process, where
-  FerretDB runs, during the captures showed FerretDB reading every oplog
-  row from SQLite and unmarshalling it in Go (half its CPU) with its
-  garbage collector close behind; during the timed bare tail it used
-  120-170 µs of CPU per document, 1.4 of the 2 cores, on a machine at
-  half its usual speed. A new row times the floor under any capture into
-  JetStream: the bare tail publishing each entry's bytes as it reads them
-  and waiting for the acknowledgements. Two invocations (3 and 5 runs):
-  the floor reached 0.92 and 0.91 of the bare tail, the ingestor 0.93 and
-  0.92 of the floor, 0.85 and 0.84 of the bare tail. About half of the
-  gap to the bare tail is storing the events at all, half the ingestor's
-  own work; profiles of the ingestor showed that work spread over the
-  driver, the NATS client, system calls and the scheduler, with
-  converting an entry to its event (1.5 µs, BenchmarkOplogInsert) a small
+- MongoDB capture, a plain capture beside it: a CPU profile of the bench
+  process, where FerretDB runs, during the captures showed FerretDB
+  reading every oplog row from SQLite and unmarshalling it in Go (half its
+  CPU) with its garbage collector close behind; during the timed bare tail
+  it used 120-170 µs of CPU per document, 1.4 of the 2 cores, on a machine
+  at half its usual speed. New rows time a plain capture in a process of
+  its own: the bare tail publishing each entry's bytes with nats.go's
+  JetStream PublishAsync as it reads them and waiting for the
+  acknowledgements, converting nothing. Two invocations (3 and 5 runs):
+  it reached 0.84 and 0.85 of the bare tail, and the ingestor 1.05 and
+  1.01 of it, spending 0.65 and 0.68 of its CPU per document (11.5
+  against 17.5 µs): the ingestor's publisher (one reply subscription, a
+  ring of pending events) costs less than PublishAsync's futures, and
+  pays for the decoding and converting. Storing the events at all is
+  what separates any capture from the bare tail on these 2 cores. (A
+  first version ran the plain capture inside the bench process, beside
+  FerretDB: there it reached 0.88-0.92 of the bare tail and the ingestor
+  0.90-0.99 of it, the two sharing one Go scheduler.) Profiles of the
+  ingestor showed its work spread over the driver, the NATS client,
+  system calls and the scheduler, with converting an entry to its event
+  (1.5 µs, BenchmarkOplogInsert) a small
   part of it. Nothing was changed in the ingestor. The capture runs
   shared one FerretDB until then, whose oplog grew by 20,000 entries a
   run; FerretDB reads its whole oplog for every query, so each run took
