@@ -80,7 +80,7 @@ func appendValue(buf []byte, v bson.RawValue) ([]byte, error) {
 		// The string's bytes as they are, without a string of their own:
 		// int32 length (with the final 0), the bytes, 0.
 		if d := v.Value; len(d) >= 5 {
-			if n := int(int32(binary.LittleEndian.Uint32(d))); n >= 1 && n == len(d)-4 && d[len(d)-1] == 0 {
+			if n := binary.LittleEndian.Uint32(d); n >= 1 && int64(n) == int64(len(d))-4 && d[len(d)-1] == 0 {
 				return cdc.AppendString(buf, d[4:len(d)-1]), nil
 			}
 		}
