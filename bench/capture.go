@@ -433,9 +433,10 @@ const plainArg = "tail-publish"
 // publishing every entry's bytes as it is read with nats.go's JetStream
 // PublishAsync (each with a message ID, as events carry one) and waiting
 // for every acknowledgement, run by this binary in a process of its own.
-// It converts nothing and keeps no position. The rate is taken from the server's stamps
-// on the first and last message stored, as the ingestor's is; the CPU per
-// document is the process's whole life's, start-up included.
+// It converts nothing and keeps no position. The rate is taken from the
+// server's stamps on the first and last message stored, as the ingestor's
+// is; the CPU per document is the process's whole life's, start-up
+// included.
 func (e *benchEnv) tailAndPublish(ctx context.Context, mongoURI, ns string, ts primitive.Timestamp, n int) (rate, cpu float64, err error) {
 	prefix := e.name("mgplain")
 	stream, err := e.stream(ctx, prefix)
@@ -532,7 +533,7 @@ func (e *benchEnv) mongoCaptureRun(ctx context.Context, run int) (r mongoRun, er
 	if _, err := coll.InsertOne(ctx, bson.D{{Key: "vendedor", Value: "S-0000"}}); err != nil {
 		return r, err
 	}
-	ing, err := e.startIngestor(ctx, name, fdb.uri, name, stream, true)
+	ing, err := e.startIngestor(ctx, name, fdb.URI, name, stream, true)
 	if err != nil {
 		return r, err
 	}
@@ -580,7 +581,7 @@ func (e *benchEnv) mongoCaptureRun(ctx context.Context, run int) (r mongoRun, er
 		return float64(e.o.mongoDocs-1) / took.Seconds(), err
 	}
 	timeIngestor := func() (rate float64, err error) {
-		ing, err := e.startIngestor(ctx, name, fdb.uri, name, stream, true)
+		ing, err := e.startIngestor(ctx, name, fdb.URI, name, stream, true)
 		if err != nil {
 			return 0, err
 		}
@@ -599,7 +600,7 @@ func (e *benchEnv) mongoCaptureRun(ctx context.Context, run int) (r mongoRun, er
 		return rate, err
 	}
 	timePlain := func() (rate float64, err error) {
-		rate, r.plainCPU, err = e.tailAndPublish(ctx, fdb.uri, "bench."+name, ts, e.o.mongoDocs)
+		rate, r.plainCPU, err = e.tailAndPublish(ctx, fdb.URI, "bench."+name, ts, e.o.mongoDocs)
 		return rate, err
 	}
 	// The order of the three readers rotates between runs, so drift of

@@ -172,9 +172,8 @@ func (r *running) stop() error {
 
 // ferretRun is a FerretDB instance of one run, with a client connected.
 type ferretRun struct {
-	uri    string
+	*devstack.Ferret
 	client *mongo.Client
-	fdb    *devstack.Ferret
 }
 
 // freshFerret starts a FerretDB of its own for one run, in a folder named
@@ -191,10 +190,10 @@ func (e *benchEnv) freshFerret(ctx context.Context, name string) (*ferretRun, er
 		fdb.Stop()
 		return nil, err
 	}
-	return &ferretRun{uri: fdb.URI, client: client, fdb: fdb}, nil
+	return &ferretRun{Ferret: fdb, client: client}, nil
 }
 
 func (f *ferretRun) stop() {
 	_ = f.client.Disconnect(context.Background())
-	f.fdb.Stop()
+	f.Stop()
 }

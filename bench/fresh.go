@@ -247,7 +247,7 @@ func (e *benchEnv) freshness(ctx context.Context, rep *report) error {
 			stopFerret()
 			return err
 		}
-		msrc, err := cdcmongo.New(cdcmongo.Config{URI: fdb.uri, Database: "bench", Collection: name, Mode: cdcmongo.ModeOplog}, cp)
+		msrc, err := cdcmongo.New(cdcmongo.Config{URI: fdb.URI, Database: "bench", Collection: name, Mode: cdcmongo.ModeOplog}, cp)
 		if err != nil {
 			stopFerret()
 			return err
