@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -46,6 +48,30 @@ func span(s stats, unit string) string {
 		return num(s.med, unit)
 	}
 	return fmt.Sprintf("%s [%s–%s]", num(s.med, unit), num(s.min, unit), num(s.max, unit))
+}
+
+// ratioSpan is span for the row's ratios, with as many decimals on the
+// median as it takes for the figure shown to fall on the same side of the
+// row's bars as the median: 0.896 against a bar of 0.90 reads 0.896 beside
+// "no", not 0.90.
+func (x row) ratioSpan() string {
+	rs := summarize(x.ratios)
+	med := num(rs.med, "")
+	if rs.med < 1000 {
+		for d := 2; d <= 6; d++ {
+			p := math.Pow(10, float64(d))
+			shown := math.Round(rs.med*p) / p
+			if (x.bar <= 0 || (rs.med >= x.bar) == (shown >= x.bar)) &&
+				(x.maxRatio <= 0 || (rs.med <= x.maxRatio) == (shown <= x.maxRatio)) {
+				med = strconv.FormatFloat(rs.med, 'f', d, 64)
+				break
+			}
+		}
+	}
+	if rs.min == rs.max {
+		return med
+	}
+	return fmt.Sprintf("%s [%s–%s]", med, num(rs.min, ""), num(rs.max, ""))
 }
 
 func (x row) met() string {
@@ -92,7 +118,7 @@ func (r *report) markdown(o benchOptions) string {
 		}
 		ratio := ""
 		if len(x.ratios) > 0 {
-			ratio = span(summarize(x.ratios), "")
+			ratio = x.ratioSpan()
 		}
 		if x.diff != (stats{}) {
 			ratio = fmt.Sprintf("%+.1f ms [%+.1f–%+.1f]", x.diff.med, x.diff.min, x.diff.max)
