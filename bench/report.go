@@ -43,11 +43,14 @@ func num(v float64, unit string) string {
 	}
 }
 
-func span(s stats, unit string) string {
+func span(s stats, unit string) string { return spanWith(num(s.med, unit), s, unit) }
+
+// spanWith is span with the median already formatted as med.
+func spanWith(med string, s stats, unit string) string {
 	if s.min == s.max {
-		return num(s.med, unit)
+		return med
 	}
-	return fmt.Sprintf("%s [%s–%s]", num(s.med, unit), num(s.min, unit), num(s.max, unit))
+	return fmt.Sprintf("%s [%s–%s]", med, num(s.min, unit), num(s.max, unit))
 }
 
 // ratioSpan is span for the row's ratios, with as many decimals on the
@@ -68,10 +71,7 @@ func (x row) ratioSpan() string {
 			}
 		}
 	}
-	if rs.min == rs.max {
-		return med
-	}
-	return fmt.Sprintf("%s [%s–%s]", med, num(rs.min, ""), num(rs.max, ""))
+	return spanWith(med, rs, "")
 }
 
 func (x row) met() string {
