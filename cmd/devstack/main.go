@@ -143,7 +143,13 @@ Ctrl-C stops everything.
 
 	exited := make(chan error, len(children))
 	for _, c := range children {
-		go func() { exited <- fmt.Errorf("%s exited: %w", c.Path, c.Wait()) }()
+		go func() {
+			err := c.Wait()
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			exited <- fmt.Errorf("%s exited: %w", c.Path, err)
+		}()
 	}
 	var runErr error
 	select {
