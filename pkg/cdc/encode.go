@@ -49,7 +49,7 @@ func (e *Event) AppendJSON(buf []byte) []byte {
 	return append(buf, '}')
 }
 
-const hex = "0123456789abcdef"
+const hexDigits = "0123456789abcdef"
 
 // AppendString appends s, a string or the bytes of one, as a JSON string,
 // escaped like encoding/json does (including its HTML-safe escapes and the
@@ -79,7 +79,7 @@ func AppendString[S ~string | ~[]byte](buf []byte, s S) []byte {
 			case '\f':
 				buf = append(buf, '\\', 'f')
 			default:
-				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
 			i++
 			start = i
@@ -96,7 +96,7 @@ func AppendString[S ~string | ~[]byte](buf []byte, s S) []byte {
 		}
 		if r == '\u2028' || r == '\u2029' {
 			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
 			i += size
 			start = i
 			continue

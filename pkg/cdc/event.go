@@ -1,11 +1,15 @@
 package cdc
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Op is the kind of change an Event describes.
@@ -111,9 +115,22 @@ func Subject(prefix, source, collection string) string {
 	return prefix + "." + source + "." + SubjectToken(collection, true)
 }
 
+// MaxTokenBytes bounds a subject token, and a part of a message id, built
+// from source data. NATS limits a protocol line to 4 KiB and closes a
+// connection that sends a longer one, and a source value (a seller's code, a
+// primary key) may be of any length: a longer value, or one holding "~", is
+// cut at a rune boundary and ends with "~" and 32 hex digits of its SHA-256.
+// A value kept as it is never holds "~" and a cut one always does, so no
+// value can take another's bounded form, and finding two values of one form
+// costs about 2^64 hashes.
+const MaxTokenBytes = 64
+
 // SubjectToken makes s safe to use inside a NATS subject. With keepDots the
 // dots of s separate tokens (so "public.empleados" stays two tokens);
-// otherwise they are replaced too.
+// otherwise they are replaced too. Characters NATS reserves (".", "*", ">",
+// whitespace and control characters) become "_", invalid UTF-8 becomes
+// U+FFFD, and every token is at most MaxTokenBytes long and bounded like
+// Bound does.
 func SubjectToken(s string, keepDots bool) string {
 	if s == "" {
 		return "_"
@@ -124,11 +141,43 @@ func SubjectToken(s string, keepDots bool) string {
 		switch {
 		case r == '.' && keepDots:
 			b.WriteRune(r)
-		case r == '.', r == '*', r == '>', r <= ' ', r == 0x7f:
+		case r == '.', r == '*', r == '>', r <= ' ', r == 0x7f, unicode.IsSpace(r), unicode.IsControl(r):
 			b.WriteByte('_')
 		default:
 			b.WriteRune(r)
 		}
 	}
-	return b.String()
+	if !keepDots {
+		return boundFrom(b.String(), s)
+	}
+	tokens := strings.Split(b.String(), ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			tokens[i] = "_" // "a..b" would be an invalid subject
+		case len(tok) > MaxTokenBytes:
+			tokens[i] = boundFrom(tok, tok)
+		}
+	}
+	return strings.Join(tokens, ".")
+}
+
+// Bound returns s when it is at most MaxTokenBytes long and holds no "~",
+// and otherwise its first bytes followed by "~" and 32 hex digits of the
+// SHA-256 of s: the rule for source values inside message ids and KV keys.
+func Bound(s string) string { return boundFrom(s, s) }
+
+// boundFrom bounds token, made from original, hashing the original so that
+// values that were made alike by replacement stay apart when cut.
+func boundFrom(token, original string) string {
+	if len(token) <= MaxTokenBytes && !strings.Contains(token, "~") {
+		return token
+	}
+	sum := sha256.Sum256([]byte(original))
+	const suffix = 1 + 32
+	cut := min(len(token), MaxTokenBytes-suffix)
+	for cut > 0 && cut < len(token) && !utf8.RuneStart(token[cut]) {
+		cut--
+	}
+	return token[:cut] + "~" + hex.EncodeToString(sum[:16])
 }

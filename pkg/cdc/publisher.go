@@ -491,7 +491,7 @@ func (p *Publisher) shrink(ev *Event, limit int64) ([]byte, error) {
 	}
 	metricTruncated.WithLabelValues(ev.Source).Inc()
 	p.logger.Warn("event too large for a NATS message; published with the declared fields only",
-		"id", ev.ID, "collection", ev.Collection, "key", ev.Key, "bytes", size)
+		"id", ev.ID, "collection", ev.Collection, "key", Bound(ev.Key), "bytes", size)
 	return data, nil
 }
 

@@ -3,6 +3,7 @@ package cdc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,6 +30,9 @@ func Supervise(ctx context.Context, nc *nats.Conn, src Source, logger *slog.Logg
 		err := runOnce(ctx, nc, src, opts)
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // stopping on request is a clean exit
+		}
+		if errors.Is(err, ErrPermanent) {
+			return fmt.Errorf("source %s: %w", src.Name(), err)
 		}
 		if time.Since(started) > time.Minute {
 			backoff = 100 * time.Millisecond
@@ -58,4 +62,18 @@ func runOnce(ctx context.Context, nc *nats.Conn, src Source, opts []PublisherOpt
 		err = errors.New("source returned without error")
 	}
 	return err
+}
+
+// ErrPermanent marks a failure that restarting cannot heal: a wrong
+// password, a missing grant, database or table. Supervise returns an error
+// wrapping it instead of restarting the source, so the process exits with
+// the reason rather than retrying for ever.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent wraps err with ErrPermanent (nil stays nil).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrPermanent, err)
 }
