@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 )
+
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // Config configures a Source.
 type Config struct {
@@ -42,6 +45,15 @@ func (c *Config) validate() error {
 	}
 	if c.Publication == "" {
 		c.Publication = "reportes"
+	}
+	// The replication protocol takes the slot name unquoted, and PostgreSQL
+	// cuts longer names to 63 bytes: the publication it created would then
+	// never be found again under the configured name.
+	if !slotName.MatchString(c.Slot) {
+		return fmt.Errorf("postgres source: slot %q must be 1 to 63 lowercase letters, digits or underscores", c.Slot)
+	}
+	if len(c.Publication) > 63 || strings.ContainsRune(c.Publication, 0) {
+		return fmt.Errorf("postgres source: publication name %q must be at most 63 bytes, without NUL", c.Publication)
 	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = time.Second

@@ -91,31 +91,23 @@ func appendJSONString(buf *bytes.Buffer, data []byte) error {
 	return nil
 }
 
-// row builds a JSON object of the given columns. present(i) reports whether
-// column i has a value to publish (unchanged TOASTed values do not), and
-// values[i] is its text (nil for NULL). The key is the text of the key
-// columns: the value itself for a one-column key, a JSON array otherwise.
-func (d *decoder) row(cols []column, values [][]byte, present func(i int) bool) (json.RawMessage, string, error) {
+// row builds a JSON object of the given columns and the row's key (see
+// rowKey). present(i) reports whether column i has a value to publish
+// (unchanged TOASTed values do not), and values[i] is its text (nil for
+// NULL). A value that cannot be decoded as its type is published as its
+// text: PostgreSQL printed it, so it is a value our decoding does not know,
+// and a consumer that needs the column says so (the projector dead-letters
+// the row with the reason). Failing instead would stop capture on this
+// change for ever, since a restart reads it again.
+func (d *decoder) row(cols []column, values [][]byte, present func(i int) bool) (json.RawMessage, string, bool) {
 	size := 2
 	for i, c := range cols {
 		size += len(c.name) + len(values[i]) + 8 // quotes, colon, comma, a little escaping
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	buf.WriteByte('{')
-	var key string    // the first key column's value
-	var keys []string // all of them, once there is a second
-	nkeys, first := 0, true
+	first := true
 	for i, c := range cols {
-		if c.key && values[i] != nil {
-			switch nkeys++; nkeys {
-			case 1:
-				key = string(values[i])
-			case 2:
-				keys = []string{key, string(values[i])}
-			default:
-				keys = append(keys, string(values[i]))
-			}
-		}
 		if !present(i) {
 			continue
 		}
@@ -123,30 +115,69 @@ func (d *decoder) row(cols []column, values [][]byte, present func(i int) bool) 
 			buf.WriteByte(',')
 		}
 		first = false
-		if err := appendJSONString(buf, []byte(c.name)); err != nil {
-			return nil, "", err
-		}
+		_ = appendJSONString(buf, []byte(c.name))
 		buf.WriteByte(':')
+		mark := buf.Len()
 		if err := d.value(buf, c.oid, values[i]); err != nil {
-			return nil, "", fmt.Errorf("column %s: %w", c.name, err)
+			buf.Truncate(mark)
+			_ = appendJSONString(buf, values[i])
+			metricValuesAsText.Inc()
 		}
 	}
 	buf.WriteByte('}')
-	if keys != nil {
-		key = keyString(keys)
-	}
-	return buf.Bytes(), key, nil
+	key, ok := rowKey(cols, values, present)
+	return buf.Bytes(), key, ok
 }
 
-func keyString(parts []string) string {
-	switch len(parts) {
-	case 0:
-		return ""
-	case 1:
-		return parts[0]
+// rowKey returns the key of a row and whether it has one: every key column
+// must have been sent, and a one-column key must not be NULL.
+//
+// An event's Key cannot be empty (the envelope omits an empty key and
+// consumers reject a change without one), yet the empty string is a valid primary key.
+// So a one-column key is its value as is unless that value is empty or
+// starts with '[', and a JSON array of the values (null for NULL) otherwise,
+// like a composite key: every row keeps a key of its own, and the keys of
+// common values are their plain text.
+func rowKey(cols []column, values [][]byte, present func(i int) bool) (string, bool) {
+	n, single := 0, -1
+	for i, c := range cols {
+		if !c.key {
+			continue
+		}
+		if !present(i) {
+			return "", false // an unchanged TOASTed key column: the caller may know it
+		}
+		if n == 0 {
+			single = i
+		}
+		n++
 	}
-	out, _ := json.Marshal(parts)
-	return string(out)
+	switch {
+	case n == 0:
+		return "", false
+	case n == 1 && values[single] == nil:
+		return "", false
+	case n == 1 && len(values[single]) > 0 && values[single][0] != '[':
+		return string(values[single]), true
+	}
+	buf := make([]byte, 0, 2+n*8)
+	buf = append(buf, '[')
+	k := 0
+	for i, c := range cols {
+		if !c.key {
+			continue
+		}
+		if k > 0 {
+			buf = append(buf, ',')
+		}
+		k++
+		if values[i] == nil {
+			buf = append(buf, "null"...)
+		} else {
+			buf = cdc.AppendString(buf, values[i])
+		}
+	}
+	return string(append(buf, ']')), true
 }
 
 // isJSONNumber reports whether data is a number in JSON's grammar.

@@ -25,7 +25,6 @@ func TestRow(t *testing.T) {
 		present func(int) bool
 		want    string
 		key     string
-		wantErr bool
 	}{
 		{
 			name:    "every type",
@@ -41,21 +40,29 @@ func TestRow(t *testing.T) {
 			want:    `{"codigo":"S-1","activo":false,"n":1,"precio":1,"meta":{},"alta":"2026-01-02","color":null}`,
 			key:     "S-1",
 		},
-		{name: "bad boolean", values: [][]byte{[]byte("S-1"), []byte("yes"), nil, nil, nil, nil, nil, nil}, present: all, wantErr: true},
-		{name: "bad integer", values: [][]byte{[]byte("S-1"), nil, []byte("4x"), nil, nil, nil, nil, nil}, present: all, wantErr: true},
+		{
+			// Values that cannot be decoded as their type go out as their
+			// text, for consumers to judge, instead of stopping capture.
+			name:    "undecodable values as text",
+			values:  [][]byte{[]byte("S-1"), []byte("yes"), []byte("4x"), nil, []byte(`{"a":`), nil, nil, nil},
+			present: all,
+			want:    `{"codigo":"S-1","activo":"yes","n":"4x","precio":null,"meta":"{\"a\":","alta":null,"nota":null,"color":null}`,
+			key:     "S-1",
+		},
+		{
+			name:    "empty key",
+			values:  [][]byte{{}, nil, nil, nil, nil, nil, nil, nil},
+			present: all,
+			want:    `{"codigo":"","activo":null,"n":null,"precio":null,"meta":null,"alta":null,"nota":null,"color":null}`,
+			key:     `[""]`,
+		},
 	}
 	d := newDecoder()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, key, err := d.row(cols, tt.values, tt.present)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("want an error, got %s", got)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
+			got, key, ok := d.row(cols, tt.values, tt.present)
+			if !ok {
+				t.Fatalf("row %s has no key", got)
 			}
 			if !json.Valid(got) {
 				t.Fatalf("invalid JSON %s", got)
@@ -72,32 +79,48 @@ func TestRow(t *testing.T) {
 	}
 }
 
-func TestCompositeKey(t *testing.T) {
-	cols := []column{
+// TestRowKey: every value of a key, the empty string included, gets a key
+// of its own; a key is missing only when a key column was not sent or a
+// one-column key is NULL.
+func TestRowKey(t *testing.T) {
+	one := []column{{name: "k", oid: pgtype.TextOID, key: true}, {name: "v", oid: pgtype.TextOID}}
+	composite := []column{
 		{name: "a", oid: pgtype.TextOID, key: true},
 		{name: "b", oid: pgtype.TextOID, key: true},
 		{name: "c", oid: pgtype.TextOID},
 		{name: "d", oid: pgtype.TextOID, key: true},
 	}
+	all := func(int) bool { return true }
 	tests := []struct {
-		values [][]byte
-		want   string
+		cols    []column
+		values  [][]byte
+		present func(int) bool
+		want    string
+		ok      bool
 	}{
-		{[][]byte{[]byte("1"), []byte("x"), []byte("-"), []byte("y")}, `["1","x","y"]`},
-		{[][]byte{[]byte(""), []byte("x"), []byte("-"), []byte("y")}, `["","x","y"]`},
-		{[][]byte{nil, []byte("x"), []byte("-"), nil}, "x"},
-		{[][]byte{nil, nil, []byte("-"), nil}, ""},
+		{one, [][]byte{[]byte("S-1"), nil}, all, "S-1", true},
+		{one, [][]byte{{}, nil}, all, `[""]`, true},
+		{one, [][]byte{[]byte(`[""]`), nil}, all, `["[\"\"]"]`, true},
+		{one, [][]byte{[]byte("[x"), nil}, all, `["[x"]`, true},
+		{one, [][]byte{[]byte(" a.b*>\n"), nil}, all, " a.b*>\n", true},
+		{one, [][]byte{nil, []byte("v")}, all, "", false},
+		{one, [][]byte{nil, []byte("v")}, func(i int) bool { return i != 0 }, "", false},
+		{composite, [][]byte{[]byte("1"), []byte("x"), []byte("-"), []byte("y")}, all, `["1","x","y"]`, true},
+		{composite, [][]byte{{}, []byte("x"), []byte("-"), []byte("y")}, all, `["","x","y"]`, true},
+		{composite, [][]byte{nil, []byte("x"), []byte("-"), nil}, all, `[null,"x",null]`, true},
+		{composite, [][]byte{[]byte("1"), nil, []byte("-"), []byte("y")}, func(i int) bool { return i != 1 }, "", false},
+		{[]column{{name: "v", oid: pgtype.TextOID}}, [][]byte{[]byte("v")}, all, "", false},
 	}
 	for _, tt := range tests {
-		_, key, err := newDecoder().row(cols, tt.values, func(int) bool { return true })
-		if err != nil || key != tt.want {
-			t.Errorf("key of %q = %q, %v; want %q", tt.values, key, err, tt.want)
+		_, key, ok := newDecoder().row(tt.cols, tt.values, tt.present)
+		if key != tt.want || ok != tt.ok {
+			t.Errorf("key of %q = %q, %v; want %q, %v", tt.values, key, ok, tt.want, tt.ok)
 		}
 	}
 }
 
-// FuzzRow: any text value of any common type either decodes to valid JSON
-// or fails with an error; it never panics.
+// FuzzRow: any text value of any common type decodes to valid JSON and
+// never panics.
 func FuzzRow(f *testing.F) {
 	f.Add(uint32(pgtype.TextOID), []byte("hola"))
 	f.Add(uint32(pgtype.NumericOID), []byte("NaN"))
@@ -107,8 +130,8 @@ func FuzzRow(f *testing.F) {
 	d := newDecoder()
 	f.Fuzz(func(t *testing.T, oid uint32, data []byte) {
 		cols := []column{{name: "k", oid: pgtype.TextOID, key: true}, {name: "v", oid: oid}}
-		out, _, err := d.row(cols, [][]byte{[]byte("k"), data}, func(int) bool { return true })
-		if err == nil && !json.Valid(out) {
+		out, _, _ := d.row(cols, [][]byte{[]byte("k"), data}, func(int) bool { return true })
+		if !json.Valid(out) {
 			t.Fatalf("invalid JSON for oid %d value %q: %s", oid, data, out)
 		}
 	})

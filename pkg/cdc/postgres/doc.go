@@ -18,4 +18,20 @@
 // reportes_cdc_snapshots_total{reason="position_lost"}, creates a new slot and
 // takes a new snapshot, whose begin and end markers let consumers drop rows
 // deleted in the gap.
+//
+// An event's Key is the text of the row's primary key (of its replica
+// identity index with REPLICA IDENTITY USING INDEX): the value itself for a
+// one-column key, unless it is empty or starts with '[', and a JSON array of
+// the values otherwise, so the empty string is a key like any other. A row that identifies
+// nothing (only possible under REPLICA IDENTITY FULL without a key) is
+// counted in reportes_postgres_skipped_changes_total and logged, and capture
+// goes on; a value that cannot be decoded as its type is published as its
+// text. Message ids built from keys are bounded and free of blanks and
+// control characters (see idPart).
+//
+// Run returns an error wrapping cdc.ErrPermanent when PostgreSQL refuses
+// what only a person can fix: authentication (SQLSTATE class 28), a missing
+// privilege such as REPLICATION (42501), a missing database (3D000), schema
+// or table. Other failures are returned as they are, for the supervisor to
+// retry.
 package postgres

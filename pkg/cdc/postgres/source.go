@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,12 +55,18 @@ func (s *Source) checkpointKey() string { return "postgres." + cdc.SubjectToken(
 // AckedLSN returns the last LSN reported (or about to be reported) as flushed.
 func (s *Source) AckedLSN() pglogrepl.LSN { return pglogrepl.LSN(s.acked.Load()) }
 
-// Run implements cdc.Source.
+// Run implements cdc.Source. It returns an error wrapping cdc.ErrPermanent
+// when PostgreSQL refused what only a person can fix (a password, a grant, a
+// missing database or table): restarting would only repeat the refusal.
 func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
 	defer s.streaming.Store(false)
-	conn, err := pgx.Connect(ctx, s.cfg.ConnString)
+	return classify(s.run(ctx, pub))
+}
+
+func (s *Source) run(ctx context.Context, pub *cdc.Publisher) error {
+	conn, err := s.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to postgres: %w", err)
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
@@ -93,6 +100,16 @@ func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
 
+	start, err := s.startPosition(ctx, repl, conn, tables, pub, slot, st)
+	if err != nil {
+		return err
+	}
+	return s.stream(ctx, repl, pub, start, tables)
+}
+
+// startPosition resumes from the slot when it and its snapshot are intact,
+// and otherwise takes a new snapshot; it returns the LSN to stream from.
+func (s *Source) startPosition(ctx context.Context, repl *pgconn.PgConn, conn *pgx.Conn, tables []table, pub *cdc.Publisher, slot *slotState, st state) (pglogrepl.LSN, error) {
 	reason := ""
 	switch {
 	case slot == nil && st.SnapshotDone:
@@ -108,27 +125,34 @@ func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
 	case slot == nil:
 		reason = "initial"
 	}
-
-	start := pglogrepl.LSN(0)
 	if reason == "" {
-		start = slot.confirmed
-		s.acked.Store(uint64(start))
-		s.cfg.Logger.Info("resuming replication", "slot", s.cfg.Slot, "lsn", start)
-	} else {
-		if slot != nil {
-			if err := pglogrepl.DropReplicationSlot(ctx, repl, s.cfg.Slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
-				return fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
-			}
-		}
-		if err := s.checkpoint.Delete(ctx, s.checkpointKey()); err != nil {
-			return err
-		}
-		start, err = s.snapshot(ctx, repl, conn, tables, pub, reason)
-		if err != nil {
-			return err
+		s.acked.Store(uint64(slot.confirmed))
+		s.cfg.Logger.Info("resuming replication", "slot", s.cfg.Slot, "lsn", slot.confirmed)
+		return slot.confirmed, nil
+	}
+	if slot != nil {
+		if err := pglogrepl.DropReplicationSlot(ctx, repl, s.cfg.Slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+			return 0, fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
 		}
 	}
-	return s.stream(ctx, repl, pub, start)
+	if err := s.checkpoint.Delete(ctx, s.checkpointKey()); err != nil {
+		return 0, err
+	}
+	return s.snapshot(ctx, repl, conn, tables, pub, reason)
+}
+
+// connect opens the connection for queries and the snapshot.
+func (s *Source) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(s.cfg.ConnString)
+	if err != nil {
+		// Malformed settings stay malformed; pgconn leaves the password out.
+		return nil, cdc.Permanent(fmt.Errorf("parse postgres connection string: %w", err))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectFailure("connect", err)
+	}
+	return conn, nil
 }
 
 type slotState struct {
@@ -161,13 +185,14 @@ func slotInfo(ctx context.Context, conn *pgx.Conn, name string) (*slotState, err
 
 // table is a captured table as the snapshot sees it.
 type table struct {
-	name string // schema.table
-	keys []string
+	name string   // schema.table
+	keys []string // the columns that identify a row; none: all of them (REPLICA IDENTITY FULL without a key)
 }
 
 // describeTables checks every captured table exists and has a key the
 // stream can identify rows by: without one, updates and deletes could not
-// be attributed to a row and counts would drift.
+// be attributed to a row and counts would drift. Both are permanent
+// failures: only a change of the schema or the configuration helps.
 func (s *Source) describeTables(ctx context.Context, conn *pgx.Conn) ([]table, error) {
 	out := make([]table, 0, len(s.cfg.Tables))
 	for _, name := range s.cfg.Tables {
@@ -176,30 +201,37 @@ func (s *Source) describeTables(ctx context.Context, conn *pgx.Conn) ([]table, e
 		err := conn.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')`, schema, rel).Scan(&ident)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("captured table %s does not exist", name)
+			return nil, cdc.Permanent(fmt.Errorf("captured table %s does not exist (or this role cannot see it)", name))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("inspect table %s: %w", name, err)
 		}
-		rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i
-			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-			WHERE i.indrelid = $1::regclass AND (i.indisprimary OR i.indisreplident)
-			ORDER BY i.indisreplident DESC, array_position(i.indkey, a.attnum)`,
-			pgx.Identifier{schema, rel}.Sanitize())
-		if err != nil {
-			return nil, fmt.Errorf("inspect key of %s: %w", name, err)
-		}
-		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		keys, err := tableKey(ctx, conn, pgx.Identifier{schema, rel}.Sanitize(), ident)
 		if err != nil {
 			return nil, fmt.Errorf("inspect key of %s: %w", name, err)
 		}
 		if ident == "n" || (ident == "d" && len(keys) == 0) {
-			return nil, fmt.Errorf("captured table %s has no primary key and REPLICA IDENTITY %s: its updates and deletes cannot be attributed to a row; add a primary key or set REPLICA IDENTITY FULL",
-				name, map[string]string{"n": "NOTHING", "d": "DEFAULT"}[ident])
+			return nil, cdc.Permanent(fmt.Errorf("captured table %s has no primary key and REPLICA IDENTITY %s: its updates and deletes cannot be attributed to a row; add a primary key or set REPLICA IDENTITY FULL",
+				name, map[string]string{"n": "NOTHING", "d": "DEFAULT"}[ident]))
 		}
 		out = append(out, table{name: name, keys: keys})
 	}
 	return out, nil
+}
+
+// tableKey returns the columns of the index the stream identifies rows by:
+// the replica identity index with REPLICA IDENTITY USING INDEX, the primary
+// key otherwise (with FULL too, so snapshot and stream keys agree; pgoutput
+// then marks every column as part of the identity).
+func tableKey(ctx context.Context, conn *pgx.Conn, ident, replident string) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = $1::regclass AND CASE WHEN $2 = 'i' THEN i.indisreplident ELSE i.indisprimary END
+		ORDER BY array_position(i.indkey, a.attnum)`, ident, replident)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
@@ -246,12 +278,14 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(s.cfg.ConnString)
 	if err != nil {
-		return nil, fmt.Errorf("parse postgres connection string: %w", err)
+		return nil, cdc.Permanent(fmt.Errorf("parse postgres connection string: %w", err))
 	}
 	cfg.RuntimeParams["replication"] = "database"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open replication connection: %w", err)
+		// A role without REPLICATION, or without a replication line in
+		// pg_hba.conf, fails here and only here.
+		return nil, connectFailure("open replication connection", err)
 	}
 	return conn, nil
 }
@@ -309,7 +343,7 @@ func (s *Source) snapshot(ctx context.Context, repl *pgconn.PgConn, conn *pgx.Co
 func (s *Source) snapshotTable(ctx context.Context, tx pgx.Tx, t table, pub *cdc.Publisher, lsn pglogrepl.LSN, now time.Time, snapID string) (int, error) {
 	marker := func(op cdc.Op) error {
 		return pub.Publish(ctx, &cdc.Event{
-			ID: fmt.Sprintf("pg:%s:%s:%s:%s", s.cfg.Slot, lsn, t.name, op), Source: cdc.SourcePostgres,
+			ID: snapshotMarkerID(s.cfg.Slot, lsn, t.name, op), Source: cdc.SourcePostgres,
 			Collection: t.name, Op: op, Position: lsn.String(), Version: uint64(lsn), CommitTime: now, Snapshot: snapID,
 		})
 	}
@@ -322,25 +356,20 @@ func (s *Source) snapshotTable(ctx context.Context, tx pgx.Tx, t table, pub *cdc
 		return 0, fmt.Errorf("snapshot %s: %w", t.name, err)
 	}
 	defer rows.Close()
-	fields := rows.FieldDescriptions()
-	cols := make([]column, len(fields))
-	for i, f := range fields {
-		cols[i] = column{name: f.Name, oid: f.DataTypeOID}
-		for _, k := range t.keys {
-			if k == f.Name {
-				cols[i].key = true
-			}
-		}
-	}
+	cols := snapshotColumns(rows.FieldDescriptions(), t.keys)
 	all := func(int) bool { return true }
 	n := 0
 	for rows.Next() {
-		after, key, err := s.dec.row(cols, rows.RawValues(), all)
-		if err != nil {
-			return n, fmt.Errorf("snapshot %s: %w", t.name, err)
+		after, key, ok := s.dec.row(cols, rows.RawValues(), all)
+		if !ok {
+			// Only a REPLICA IDENTITY FULL table without a key has rows
+			// like this (a NULL as its only column): the stream could not
+			// tell their changes apart either.
+			s.skipped(t.name, cdc.OpSnapshot, lsn.String(), "null_key")
+			continue
 		}
 		err = pub.Publish(ctx, &cdc.Event{
-			ID: fmt.Sprintf("pg:%s:%s:%s:%s", s.cfg.Slot, lsn, t.name, key), Source: cdc.SourcePostgres,
+			ID: snapshotRowID(s.cfg.Slot, lsn, t.name, key), Source: cdc.SourcePostgres,
 			Collection: t.name, Op: cdc.OpSnapshot, Key: key, Position: lsn.String(), Version: uint64(lsn),
 			CommitTime: now, Snapshot: snapID, After: after,
 		})
@@ -354,4 +383,22 @@ func (s *Source) snapshotTable(ctx context.Context, tx pgx.Tx, t table, pub *cdc
 	}
 	cdc.CountRead(cdc.SourcePostgres, n)
 	return n, marker(cdc.OpSnapshotEnd)
+}
+
+// snapshotColumns describes the columns of a snapshot query. With no key
+// columns (REPLICA IDENTITY FULL without a key) every column is part of the
+// key, as pgoutput marks them in the stream.
+func snapshotColumns(fields []pgconn.FieldDescription, keys []string) []column {
+	cols := make([]column, len(fields))
+	for i, f := range fields {
+		cols[i] = column{name: f.Name, oid: f.DataTypeOID, key: len(keys) == 0 || slices.Contains(keys, f.Name)}
+	}
+	return cols
+}
+
+// skipped counts and logs a row or change that identifies no row: it cannot
+// be published (consumers could not apply it) and must not stop capture.
+func (s *Source) skipped(table string, op cdc.Op, position, reason string) {
+	metricSkipped.WithLabelValues(reason).Inc()
+	s.cfg.Logger.Warn("change skipped: it identifies no row", "table", table, "op", op, "position", position, "reason", reason)
 }

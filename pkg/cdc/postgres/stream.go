@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -37,22 +39,32 @@ type streamer struct {
 	s         *Source
 	pub       *cdc.Publisher
 	relations map[uint32]*relation
+	keys      map[string][]string // key columns per table, when it has a key (see tableKey)
 	tx        txn
 	change    dml      // the change being handled, its tuples reused
 	values    [][]byte // a tuple's values, reused
 	buf       []byte   // for formatting positions
 }
 
-func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publisher, start pglogrepl.LSN) error {
+func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publisher, start pglogrepl.LSN, tables []table) error {
+	// publication_names is a list of identifiers inside a string literal:
+	// unquoted, a name with capitals or a comma would name another
+	// publication, and a quote would end the literal.
+	pubs := pgx.Identifier{s.cfg.Publication}.Sanitize()
 	err := pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pubs, "'", "''") + "'"},
 	})
 	if err != nil {
 		return fmt.Errorf("start replication from %s: %w", start, err)
 	}
 	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "from", start)
 	s.streaming.Store(true)
-	st := &streamer{s: s, pub: pub, relations: map[uint32]*relation{}}
+	st := &streamer{s: s, pub: pub, relations: map[uint32]*relation{}, keys: map[string][]string{}}
+	for _, t := range tables {
+		if len(t.keys) > 0 {
+			st.keys[t.name] = t.keys
+		}
+	}
 
 	// Messages are received with context.Background, which pgconn does not
 	// watch: with a cancellable context it arms a context watcher for every
@@ -209,8 +221,15 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
 		r := &relation{RelationMessage: m, name: m.Namespace + "." + m.RelationName, cols: make([]column, len(m.Columns))}
+		keys, known := st.keys[r.name]
 		for i, c := range m.Columns {
-			r.cols[i] = column{name: c.Name, oid: c.DataType, key: c.Flags&1 == 1}
+			// With REPLICA IDENTITY FULL pgoutput flags every column; the
+			// table's key is what the snapshot identified its rows by.
+			key := c.Flags&1 == 1
+			if known {
+				key = slices.Contains(keys, c.Name)
+			}
+			r.cols[i] = column{name: c.Name, oid: c.DataType, key: key}
 		}
 		st.relations[m.RelationID] = r
 	case *pglogrepl.TruncateMessage:
@@ -280,26 +299,33 @@ func (st *streamer) apply(ctx context.Context, m *dml) error {
 	op := m.op
 	var after, before json.RawMessage
 	var key, oldKey string
+	var hasKey, hasOldKey bool
 	var err error
 	if op != cdc.OpDelete {
-		after, key, err = st.tuple(cols, m.new)
-		if err != nil {
+		if after, key, hasKey, err = st.tuple(cols, m.new); err != nil {
 			return fmt.Errorf("decode %s row: %w", name, err)
 		}
 	}
 	if m.oldType != 0 {
-		before, oldKey, err = st.tuple(cols, m.old)
-		if err != nil {
+		if before, oldKey, hasOldKey, err = st.tuple(cols, m.old); err != nil {
 			return fmt.Errorf("decode %s old row: %w", name, err)
 		}
 	}
-	if op == cdc.OpDelete {
-		key = oldKey
+	switch {
+	case op == cdc.OpDelete:
+		key, hasKey = oldKey, hasOldKey
+	case !hasKey && hasOldKey && op == cdc.OpUpdate:
+		// A key column stored out of line and left unchanged is not in the
+		// new row ('u'); the server then sends the old key, which it still is.
+		key, hasKey = oldKey, true
 	}
-	if key == "" {
-		return fmt.Errorf("%s change of %s without key columns (REPLICA IDENTITY must cover a key)", op, name)
+	if !hasKey {
+		// Publishing it would be refused by every consumer, and failing
+		// would repeat it for ever: count it, say why, and go on.
+		st.s.skipped(name, op, st.tx.position, "no_key")
+		return nil
 	}
-	if op == cdc.OpUpdate && oldKey != "" && oldKey != key {
+	if op == cdc.OpUpdate && hasOldKey && oldKey != key {
 		// The key changed: to consumers that is one row gone and another
 		// one new.
 		if err := st.emit(ctx, name, cdc.OpDelete, oldKey, nil, before); err != nil {
@@ -313,19 +339,20 @@ func (st *streamer) apply(ctx context.Context, m *dml) error {
 	return st.emit(ctx, name, op, key, after, before)
 }
 
-func (st *streamer) tuple(cols []column, t []tupleCol) (json.RawMessage, string, error) {
+func (st *streamer) tuple(cols []column, t []tupleCol) (json.RawMessage, string, bool, error) {
 	if len(t) != len(cols) {
-		return nil, "", fmt.Errorf("tuple has %d columns, relation %d", len(t), len(cols))
+		return nil, "", false, fmt.Errorf("tuple has %d columns, relation %d", len(t), len(cols))
 	}
 	st.values = slices.Grow(st.values[:0], len(t))[:len(t)]
 	for i, c := range t {
-		st.values[i] = c.data // nil for NULL and unchanged TOASTed values
+		st.values[i] = c.data // nil for NULL and unchanged TOASTed values; empty, not nil, for ''
 	}
-	return st.s.dec.row(cols, st.values, func(i int) bool {
+	row, key, ok := st.s.dec.row(cols, st.values, func(i int) bool {
 		// 'u': an unchanged TOASTed value the server did not send; publishing
 		// it as null would be a lie, so the column is left out.
 		return t[i].kind != 'u'
 	})
+	return row, key, ok, nil
 }
 
 func (st *streamer) emit(ctx context.Context, collection string, op cdc.Op, key string, after, before json.RawMessage) error {
