@@ -108,12 +108,14 @@ func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub *cdc.Pu
 			}
 			continue
 		}
+		tokenRaw := cs.ResumeToken()
 		var ce changeEvent
 		if err := cs.Decode(&ce); err != nil {
-			return fmt.Errorf("decode change event: %w", err)
-		}
-		tokenRaw := cs.ResumeToken()
-		if err := s.change(ctx, pub, ce, tokenRaw); err != nil {
+			// The same event would come again after a restart: it is
+			// skipped, and the resume token moves past it.
+			metricSkipped.WithLabelValues("malformed_entry").Inc()
+			s.cfg.Logger.Warn("change event that cannot be decoded; skipped", "collection", s.ns, "bytes", len(cs.Current), "err", err)
+		} else if err := s.change(ctx, pub, ce, tokenRaw); err != nil {
 			return err
 		}
 		token, err := bson.MarshalExtJSON(tokenRaw, false, false)
@@ -138,7 +140,10 @@ func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent,
 		tokenID = pos.String()
 	}
 	ev := &cdc.Event{
-		ID:         fmt.Sprintf("mongo:%s:%s", s.ns, tokenID),
+		// A resume token holds the document's key: bounded, so that a large
+		// _id makes no large Nats-Msg-Id. The same change always has the
+		// same token, so a republish is deduplicated.
+		ID:         "mongo:" + s.ns + ":" + cdc.Bound(tokenID),
 		Source:     cdc.SourceMongo,
 		Collection: s.ns,
 		Position:   tokenID,
@@ -148,7 +153,6 @@ func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent,
 	if ev.CommitTime.IsZero() || ce.WallTime.IsZero() {
 		ev.CommitTime = time.Unix(int64(pos.T), 0).UTC()
 	}
-	var err error
 	switch ce.OperationType {
 	case "insert":
 		ev.Op = cdc.OpInsert
@@ -165,28 +169,31 @@ func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent,
 		}
 		return fmt.Errorf("collection %s: %s event; restarting with a new snapshot", s.ns, ce.OperationType)
 	default:
-		cdc.CountIgnored(cdc.SourceMongo, ce.OperationType)
-		s.cfg.Logger.Info("change event that changes no document; skipped", "operation", ce.OperationType)
+		cdc.CountIgnored(cdc.SourceMongo, cdc.Bound(ce.OperationType))
+		s.cfg.Logger.Info("change event that changes no document; skipped", "operation", cdc.Bound(ce.OperationType))
 		return nil
 	}
-	id, lerr := ce.DocumentKey.LookupErr("_id")
-	if lerr != nil {
-		return fmt.Errorf("change event %s without documentKey._id", tokenID)
+	return s.publishChange(ctx, pub, ev, changeDocument(ev, ce))
+}
+
+// changeDocument fills in the key and document of a change event; its
+// errors wrap errUnusable (see publishChange).
+func changeDocument(ev *cdc.Event, ce changeEvent) error {
+	id, err := ce.DocumentKey.LookupErr("_id")
+	if err != nil {
+		return fmt.Errorf("%w: change event without documentKey._id: %w", errUnusable, err)
 	}
 	if ev.Key, err = keyOf(id); err != nil {
 		return err
 	}
-	if ev.Op != cdc.OpDelete && len(ce.FullDocument) > 0 {
-		if _, ev.After, err = documentJSON(ce.FullDocument); err != nil {
-			return err
-		}
-	}
 	if ev.Op == cdc.OpDelete {
 		ev.Before = json.RawMessage(mustJSON(ce.DocumentKey))
+		return nil
 	}
-	setLastCommit(ev.CommitTime)
-	cdc.CountRead(cdc.SourceMongo, 1)
-	return pub.Publish(ctx, ev)
+	if len(ce.FullDocument) > 0 {
+		_, ev.After, err = documentJSON(ce.FullDocument)
+	}
+	return err
 }
 
 func mustJSON(d bson.Raw) []byte {

@@ -18,4 +18,13 @@
 // events before them. A saved position the server no longer has (an expired
 // resume token, an oplog that rolled over) is detected at start-up and
 // answered with a new snapshot, never with a silent gap.
+//
+// Run contacts the server first and gives up within seconds when nothing
+// answers ("cannot reach MongoDB at host:port: reason"), for the supervisor
+// to retry; a server that refuses the credentials or the rights makes it
+// return a permanent error (cdc.Permanent). A change the source cannot turn
+// into a whole event (a malformed entry or document, one without _id) never
+// stops it: it publishes what it can (the key alone) or nothing, logs and
+// counts it (reportes_mongo_changes_unusable_total), and moves on. Document
+// values reach message ids only bounded (cdc.Bound).
 package mongo

@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
+
+	"github.com/reportes/reportes/pkg/cdc"
 )
 
 func mustMarshal(t testing.TB, d bson.D) []byte {
@@ -164,4 +167,52 @@ func TestOplogEventID(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzOplogChange: whatever oplog entry decodes, the event built from it
+// has a message id bounded whatever the document holds (for a snapshot
+// too), the same for the same entry so that a republish is deduplicated,
+// and is either accepted by consumers (cdc.Decode) or unusable (errUnusable,
+// which publishChange logs instead of stopping on it).
+func FuzzOplogChange(f *testing.F) {
+	const ns = "inventory_db.orders"
+	ts := primitive.Timestamp{T: 1_790_000_000, I: 3}
+	for _, id := range []any{"", "k", strings.Repeat("é", 5000), primitive.NewObjectID(), int32(7), 1.5,
+		primitive.Binary{Data: []byte{0, 0xff}}, bson.D{{Key: "a", Value: "x\x00y"}}, primitive.MinKey{}} {
+		f.Add(mustMarshal(f, bson.D{{Key: "ts", Value: ts}, {Key: "op", Value: "i"}, {Key: "ns", Value: ns},
+			{Key: "o", Value: bson.D{{Key: "_id", Value: id}, {Key: "vendedor", Value: id}}}}), uint8(0))
+	}
+	f.Add(mustMarshal(f, bson.D{{Key: "ts", Value: ts}, {Key: "op", Value: "u"}, {Key: "ns", Value: ns},
+		{Key: "o", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "_id", Value: "a"}, {Key: "vendedor", Value: ""}}}}}}), uint8(1))
+	f.Add(mustMarshal(f, bson.D{{Key: "ts", Value: ts}, {Key: "op", Value: "u"}, {Key: "ns", Value: ns},
+		{Key: "o", Value: bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{}}}}, {Key: "o2", Value: bson.D{{Key: "_id", Value: "a"}}}}), uint8(2))
+	f.Add(mustMarshal(f, bson.D{{Key: "ts", Value: ts}, {Key: "op", Value: "d"}, {Key: "ns", Value: ns}, {Key: "o", Value: bson.D{}}}), uint8(0))
+	maxID := len("mongo:"+ns+":snap:") + len("4294967295.4294967295:") + cdc.MaxTokenBytes
+	f.Fuzz(func(t *testing.T, data []byte, idx uint8) {
+		e, err := decodeEntry(data)
+		if err != nil {
+			return
+		}
+		ev, lookup, err := oplogChange(ns, e, int(idx))
+		again, _, _ := oplogChange(ns, e, int(idx))
+		if ev.ID != again.ID || ev.Key != again.Key {
+			t.Fatalf("two ids for one entry: %q %q, keys %.80q %.80q", ev.ID, again.ID, ev.Key, again.Key)
+		}
+		if snap := snapshotEventID(ns, ev.Position, ev.Key); len(ev.ID) > maxID || len(snap) > maxID {
+			t.Fatalf("message ids of %d and %d bytes: %.100q %.100q", len(ev.ID), len(snap), ev.ID, snap)
+		}
+		if err == nil && lookup.Type != 0 {
+			ev.Key, err = keyOf(lookup) // as if the document was deleted since
+		}
+		if err != nil {
+			if !errors.Is(err, errUnusable) {
+				t.Fatalf("an error that would stop the source on this entry for ever: %v", err)
+			}
+			return
+		}
+		var got cdc.Event
+		if err := cdc.Decode(ev.AppendJSON(nil), &got); err != nil {
+			t.Fatalf("consumers refuse the event: %v", err)
+		}
+	})
 }

@@ -11,3 +11,9 @@ func ReaderWait() float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// DocumentKey returns the key events carry for doc, for tests.
+func DocumentKey(doc []byte) (string, error) {
+	key, _, err := documentJSON(doc)
+	return key, err
+}

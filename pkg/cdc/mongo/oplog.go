@@ -29,6 +29,9 @@ func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub *cdc.Pu
 	oplog := client.Database("local").Collection("oplog.rs")
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
 
+	if err := checkOplog(ctx, client); err != nil {
+		return err
+	}
 	reason := "initial"
 	if found && st.SnapshotDone && st.OplogTS != nil {
 		oldest, err := edgeTS(ctx, oplog, 1)
@@ -74,6 +77,27 @@ func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub *cdc.Pu
 	return s.tail(ctx, client, oplog, pub, from)
 }
 
+// errNoOplog is the answer of a server without local.oplog.rs: not a
+// replica set member, or a compatible server whose oplog was never created.
+var errNoOplog = errors.New("local.oplog.rs does not exist (is this server a replica set member? FerretDB logs changes only once local.oplog.rs is created as a capped collection)")
+
+// checkOplog makes sure the server has an oplog. Some compatible servers
+// answer a read of a collection that does not exist with no documents,
+// which would snapshot and then tail nothing for ever.
+func checkOplog(ctx context.Context, client *mongo.Client) error {
+	// authorizedCollections lets a user who may read the oplog but not list
+	// the collections of local see it.
+	names, err := client.Database("local").ListCollectionNames(ctx, bson.D{{Key: "name", Value: "oplog.rs"}},
+		options.ListCollections().SetNameOnly(true).SetAuthorizedCollections(true))
+	if err != nil {
+		return fmt.Errorf("look for local.oplog.rs: %w", err)
+	}
+	if len(names) == 0 {
+		return errNoOplog
+	}
+	return nil
+}
+
 // edgeTS returns the oldest (dir 1) or newest (dir -1) oplog timestamp, or
 // nil for an empty oplog.
 func edgeTS(ctx context.Context, oplog *mongo.Collection, dir int) (*oplogTS, error) {
@@ -83,7 +107,7 @@ func edgeTS(ctx context.Context, oplog *mongo.Collection, dir int) (*oplogTS, er
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read oplog (is this server a replica set member with local.oplog.rs?): %w", err)
+		return nil, fmt.Errorf("read oplog: %w", err)
 	}
 	return &oplogTS{T: e.TS.T, I: e.TS.I}, nil
 }
@@ -232,8 +256,8 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 			// the documents it holds, get bytes of their own.
 			e, err := decodeEntry(append(bson.Raw(nil), cur.Current...))
 			if err != nil {
-				send(entries{err: fmt.Errorf("decode oplog entry after %s: %w", pos, err)})
-				return
+				pos = s.skipEntry(cur.Current, pos, err)
+				continue
 			}
 			b.list = append(b.list, e)
 			size += len(cur.Current)
@@ -261,71 +285,118 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 	}
 }
 
+// skipEntry logs and counts an oplog entry that cannot be decoded, and
+// returns the position to read on from: stopping on it would restart the
+// source on the same entry for ever. Its timestamp, when readable, moves the
+// position past it, so a reopened cursor does not read it again.
+func (s *Source) skipEntry(raw bson.Raw, pos oplogTS, err error) oplogTS {
+	metricSkipped.WithLabelValues("malformed_entry").Inc()
+	next := pos
+	if t, i, ok := raw.Lookup("ts").TimestampOK(); ok && (oplogTS{T: t, I: i}).version() > pos.version() {
+		next = oplogTS{T: t, I: i}
+	}
+	s.cfg.Logger.Warn("oplog entry that cannot be decoded; skipped",
+		"collection", s.ns, "after", pos, "ts", next, "bytes", len(raw), "err", err)
+	return next
+}
+
 // entry publishes the changes one oplog entry describes. idx numbers the
 // operations of an applyOps entry.
 func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Publisher, e oplogEntry, idx int) error {
-	pos := oplogTS{T: e.TS.T, I: e.TS.I}
-	commit := e.Wall
-	if commit.IsZero() {
-		commit = time.Unix(int64(e.TS.T), 0)
-	}
-	id, position := oplogEventID(s.ns, pos, idx)
-	ev := &cdc.Event{
-		ID:         id,
-		Source:     cdc.SourceMongo,
-		Collection: s.ns,
-		Position:   position,
-		Version:    pos.version(),
-		CommitTime: commit.UTC(),
-	}
-	var err error
 	switch e.Op {
-	case "i":
-		ev.Op = cdc.OpInsert
-		ev.Key, ev.After, err = documentJSON(e.O)
-	case "u":
-		ev.Op = cdc.OpUpdate
-		ev.Key, ev.After, err = s.updatedDocument(ctx, coll, e)
-	case "d":
-		ev.Op = cdc.OpDelete
-		ev.Key, ev.Before, err = documentJSON(e.O)
+	case "i", "u", "d":
 	case "c":
-		ops, lerr := e.O.LookupErr("applyOps")
-		if lerr != nil {
-			// Other commands (create, drop index...) change no document.
-			cdc.CountIgnored(cdc.SourceMongo, "c")
-			return nil //nolint:nilerr // not an applyOps command: nothing to publish
-		}
-		inner, err := decodeApplyOps(ops)
-		if err != nil {
-			return fmt.Errorf("decode applyOps at %s: %w", pos, err)
-		}
-		for i, op := range inner {
-			if op.NS != s.ns {
-				continue
-			}
-			op.TS, op.Wall = e.TS, e.Wall
-			if err := s.entry(ctx, coll, pub, op, i+1); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.applyOps(ctx, coll, pub, e)
 	case "n":
 		return nil // no-op entries the server writes to keep the oplog moving
 	default:
-		cdc.CountIgnored(cdc.SourceMongo, e.Op)
-		s.cfg.Logger.Warn("oplog entry with an unknown operation; no document change published", "op", e.Op, "ts", pos)
+		cdc.CountIgnored(cdc.SourceMongo, cdc.Bound(e.Op))
+		s.cfg.Logger.Warn("oplog entry with an unknown operation; no document change published",
+			"op", cdc.Bound(e.Op), "ts", oplogTS{T: e.TS.T, I: e.TS.I})
 		return nil
 	}
 	if e.NS != s.ns {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("oplog entry %s (%s): %w", pos, e.Op, err)
+	ev, lookup, err := oplogChange(s.ns, e, idx)
+	if err == nil && lookup.Type != 0 {
+		ev.Key, ev.After, err = s.lookUp(ctx, coll, lookup)
 	}
-	setLastCommit(commit)
-	cdc.CountRead(cdc.SourceMongo, 1)
-	return pub.Publish(ctx, ev)
+	if err != nil && !errors.Is(err, errUnusable) {
+		return fmt.Errorf("oplog entry %s (%s): %w", ev.Position, ev.Op, err)
+	}
+	return s.publishChange(ctx, pub, ev, err)
+}
+
+// applyOps publishes the operations of a transaction's applyOps entry that
+// concern the collection. Other commands (create, drop index...) change no
+// document.
+func (s *Source) applyOps(ctx context.Context, coll *mongo.Collection, pub *cdc.Publisher, e oplogEntry) error {
+	ops, err := e.O.LookupErr("applyOps")
+	if err != nil {
+		cdc.CountIgnored(cdc.SourceMongo, "c")
+		return nil //nolint:nilerr // not an applyOps command: nothing to publish
+	}
+	inner, err := decodeApplyOps(ops)
+	if err != nil {
+		// The transaction cannot be read, now or on a retry.
+		metricSkipped.WithLabelValues("malformed_entry").Inc()
+		s.cfg.Logger.Warn("transaction entry that cannot be decoded; skipped",
+			"collection", s.ns, "ts", oplogTS{T: e.TS.T, I: e.TS.I}, "err", err)
+		return nil
+	}
+	for i, op := range inner {
+		if op.NS != s.ns {
+			continue
+		}
+		op.TS, op.Wall = e.TS, e.Wall
+		if err := s.entry(ctx, coll, pub, op, i+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oplogChange returns the event of an insert, update or delete entry, and
+// for an update that carries no whole document the _id to look the document
+// up by (otherwise a zero value). It reads nothing but the entry, so that
+// what reaches a message id can be fuzzed. An error wrapping errUnusable
+// comes with the event as far as it could be built.
+func oplogChange(ns string, e oplogEntry, idx int) (*cdc.Event, bson.RawValue, error) {
+	pos := oplogTS{T: e.TS.T, I: e.TS.I}
+	commit := e.Wall
+	if commit.IsZero() {
+		commit = time.Unix(int64(e.TS.T), 0)
+	}
+	id, position := oplogEventID(ns, pos, idx)
+	ev := &cdc.Event{
+		ID:         id,
+		Source:     cdc.SourceMongo,
+		Collection: ns,
+		Position:   position,
+		Version:    pos.version(),
+		CommitTime: commit.UTC(),
+	}
+	var err error
+	var lookup bson.RawValue
+	switch e.Op {
+	case "i":
+		ev.Op = cdc.OpInsert
+		ev.Key, ev.After, err = documentJSON(e.O)
+	case "d":
+		ev.Op = cdc.OpDelete
+		ev.Key, ev.Before, err = documentJSON(e.O)
+	case "u":
+		ev.Op = cdc.OpUpdate
+		if doc, ok := updatedDocument(e); ok {
+			ev.Key, ev.After, err = documentJSON(doc)
+		} else if lookup, err = e.O2.LookupErr("_id"); err != nil {
+			err = fmt.Errorf("%w: update without o2._id: %w", errUnusable, err)
+		}
+	default:
+		err = fmt.Errorf("%w: oplog operation %q is no document change", errUnusable, cdc.Bound(e.Op))
+	}
+	return ev, lookup, err
 }
 
 // oplogEventID returns the ID of the idx-th change of the oplog entry at pos
@@ -342,28 +413,29 @@ func oplogEventID(ns string, pos oplogTS, idx int) (id, position string) {
 	return id, id[start:end]
 }
 
-// updatedDocument returns the document after an update. Replacements and
-// servers that log the whole new document as {$set: doc} carry it in the
-// entry; for a diff (MongoDB 5+ "$v": 2) it is looked up, like change
-// streams' updateLookup: the lookup may see a later state, which the later
-// entries then repeat, so the result converges.
-func (s *Source) updatedDocument(ctx context.Context, coll *mongo.Collection, e oplogEntry) (string, []byte, error) {
+// updatedDocument returns the document after an update when the entry
+// carries it: replacements, and servers that log the whole new document as
+// {$set: doc}. For a diff (MongoDB 5+ "$v": 2) it must be looked up (lookUp).
+func updatedDocument(e oplogEntry) (bson.Raw, bool) {
 	if _, err := e.O.LookupErr("_id"); err == nil {
-		return documentJSON(e.O) // a replacement
+		return e.O, true // a replacement
 	}
 	if set, err := e.O.LookupErr("$set"); err == nil && onlySet(e.O) {
 		if doc, ok := set.DocumentOK(); ok {
 			if _, err := doc.LookupErr("_id"); err == nil {
-				return documentJSON(doc)
+				return doc, true
 			}
 		}
 	}
-	id, err := e.O2.LookupErr("_id")
-	if err != nil {
-		return "", nil, fmt.Errorf("update without o2._id: %w", err)
-	}
+	return nil, false
+}
+
+// lookUp returns the current document with the given _id, like change
+// streams' updateLookup: the lookup may see a later state, which the later
+// entries then repeat, so the result converges.
+func (s *Source) lookUp(ctx context.Context, coll *mongo.Collection, id bson.RawValue) (string, []byte, error) {
 	var doc bson.Raw
-	err = coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// Deleted since; the delete entry follows. Publishing the key alone
 		// keeps the position moving without inventing a document.

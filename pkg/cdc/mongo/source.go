@@ -121,15 +121,27 @@ func (s *Source) checkpointKey() string {
 	return "mongo." + cdc.SubjectToken(s.cfg.Database, false) + "." + cdc.SubjectToken(s.cfg.Collection, false)
 }
 
-// Run implements cdc.Source.
+// Run implements cdc.Source. It contacts the server before anything else,
+// so that an unreachable server is reported within seconds (and retried by
+// the supervisor), and returns a permanent error (cdc.Permanent) when the
+// server refuses the credentials or the rights the capture needs.
 func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
 	defer s.streaming.Store(false)
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(s.cfg.URI))
+	client, err := s.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to mongo: %w", err)
+		return err
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // best effort on the way out
+	err = s.capture(ctx, client, pub)
+	if refused(err) && !errors.Is(err, cdc.ErrPermanent) {
+		return cdc.Permanent(err)
+	}
+	return err
+}
 
+// capture picks the capture mode and runs it on a client whose server
+// answered.
+func (s *Source) capture(ctx context.Context, client *mongo.Client, pub *cdc.Publisher) error {
 	var st state
 	found, err := s.checkpoint.Load(ctx, s.checkpointKey(), &st)
 	if err != nil {
@@ -179,13 +191,13 @@ func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	now := time.Now().UTC()
 	snapID := fmt.Sprintf("%s@%s", s.ns, position)
 	s.cfg.Logger.Info("snapshot started", "collection", s.ns, "position", position, "reason", reason)
-	marker := func(op cdc.Op) error {
-		return pub.Publish(ctx, &cdc.Event{
-			ID: fmt.Sprintf("mongo:%s:snap:%s:%s", s.ns, position, op), Source: cdc.SourceMongo, Collection: s.ns,
+	event := func(op cdc.Op) *cdc.Event {
+		return &cdc.Event{
+			ID: snapshotMarkerID(s.ns, position, op), Source: cdc.SourceMongo, Collection: s.ns,
 			Op: op, Position: position, Version: version, CommitTime: now, Snapshot: snapID,
-		})
+		}
 	}
-	if err := marker(cdc.OpSnapshotBegin); err != nil {
+	if err := pub.Publish(ctx, event(cdc.OpSnapshotBegin)); err != nil {
 		return "", err
 	}
 	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
@@ -195,16 +207,10 @@ func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	defer cur.Close(context.WithoutCancel(ctx))
 	n := 0
 	for cur.Next(ctx) {
-		doc := cur.Current
-		key, after, err := documentJSON(doc)
-		if err != nil {
-			return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
-		}
-		err = pub.Publish(ctx, &cdc.Event{
-			ID: fmt.Sprintf("mongo:%s:snap:%s:%s", s.ns, position, key), Source: cdc.SourceMongo, Collection: s.ns,
-			Op: cdc.OpSnapshot, Key: key, Position: position, Version: version, CommitTime: now, Snapshot: snapID, After: after,
-		})
-		if err != nil {
+		ev := event(cdc.OpSnapshot)
+		ev.Key, ev.After, err = documentJSON(cur.Current)
+		ev.ID = snapshotEventID(s.ns, position, ev.Key)
+		if err := s.publishChange(ctx, pub, ev, err); err != nil {
 			return "", err
 		}
 		n++
@@ -212,8 +218,7 @@ func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	if err := cur.Err(); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
 	}
-	cdc.CountRead(cdc.SourceMongo, n)
-	if err := marker(cdc.OpSnapshotEnd); err != nil {
+	if err := pub.Publish(ctx, event(cdc.OpSnapshotEnd)); err != nil {
 		return "", err
 	}
 	if err := pub.Flush(ctx); err != nil {
@@ -221,6 +226,54 @@ func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	}
 	s.cfg.Logger.Info("snapshot published", "collection", s.ns, "documents", n)
 	return snapID, nil
+}
+
+// snapshotEventID is the message id of a snapshot document:
+// mongo:<ns>:snap:<position>:<key>, the key bounded (cdc.Bound) so that a
+// large _id makes no large Nats-Msg-Id, and deterministic so that a
+// republished snapshot is deduplicated.
+func snapshotEventID(ns, position, key string) string {
+	return "mongo:" + ns + ":snap:" + position + ":" + cdc.Bound(key)
+}
+
+// snapshotMarkerID is the message id of a snapshot marker:
+// mongo:<ns>:snapshot_begin:<position> (or snapshot_end). It cannot be the
+// id of a document: every text can be an _id, so a marker named inside the
+// documents' "snap:<position>:" space would be deduplicated away by a
+// document whose _id is "snapshot_begin", or the document by the marker.
+func snapshotMarkerID(ns, position string, op cdc.Op) string {
+	return "mongo:" + ns + ":" + string(op) + ":" + position
+}
+
+// publishChange publishes ev, which err (from reading the change) may call
+// unusable (errUnusable): the source read something it cannot turn into a
+// whole event, such as a malformed document or one without _id. Returning
+// that error would restart the source on the same change for ever, so it is
+// logged and counted instead, and what can be published is: the key alone
+// (consumers treat it like an update of a document that is gone), or
+// nothing without a key. Any other error is returned.
+func (s *Source) publishChange(ctx context.Context, pub *cdc.Publisher, ev *cdc.Event, err error) error {
+	if err != nil {
+		if !errors.Is(err, errUnusable) {
+			return err
+		}
+		reason := "no_key"
+		if ev.Key != "" {
+			reason = "unreadable_document"
+		}
+		metricSkipped.WithLabelValues(reason).Inc()
+		s.cfg.Logger.Warn("change the source cannot publish whole; publishing what it can",
+			"collection", s.ns, "id", ev.ID, "op", ev.Op, "key", cdc.Bound(ev.Key), "reason", reason, "err", err)
+		if ev.Key == "" {
+			return nil
+		}
+		ev.After, ev.Before = nil, nil
+	}
+	if ev.Op != cdc.OpSnapshot {
+		setLastCommit(ev.CommitTime) // a snapshot's time is when it started, not a commit
+	}
+	cdc.CountRead(cdc.SourceMongo, 1)
+	return pub.Publish(ctx, ev)
 }
 
 // saver writes the acknowledged position to the checkpoint bucket when it
@@ -256,11 +309,24 @@ func (v *saver) final(pub *cdc.Publisher) error {
 	return context.Canceled
 }
 
-// documentJSON returns a document's key and its relaxed Extended JSON.
+// errUnusable marks what the server returned that no retry can turn into a
+// whole event (a malformed document, one without _id): see publishChange.
+var errUnusable = errors.New("unusable change")
+
+// maxKeyBytes bounds a key in an event. An _id may be as large as a document
+// (16 MiB); the key travels in every event of the document besides the
+// document itself, and an event the stream refuses would stop the source on
+// it for ever. A longer key is cut and hashed (cdc.Bound): the same _id
+// always gets the same key, and keys that large were never publishable.
+const maxKeyBytes = 256 << 10
+
+// documentJSON returns a document's key and its relaxed Extended JSON. When
+// the document cannot be encoded it returns the key alone, if it has one,
+// and an error wrapping errUnusable.
 func documentJSON(doc bson.Raw) (string, json.RawMessage, error) {
 	id, err := doc.LookupErr("_id")
 	if err != nil {
-		return "", nil, fmt.Errorf("document without _id: %w", err)
+		return "", nil, fmt.Errorf("%w: document without _id: %w", errUnusable, err)
 	}
 	key, err := keyOf(id)
 	if err != nil {
@@ -268,25 +334,57 @@ func documentJSON(doc bson.Raw) (string, json.RawMessage, error) {
 	}
 	out, err := encodeDocument(make([]byte, 0, len(doc)+len(doc)/2), doc)
 	if err != nil {
-		return "", nil, fmt.Errorf("document %s: encode as JSON: %w", key, err)
+		return key, nil, fmt.Errorf("%w: document %s: encode as JSON: %w", errUnusable, cdc.Bound(key), err)
 	}
 	return key, out, nil
 }
 
 // keyOf renders an _id: ObjectIDs as their hex, strings as themselves and
-// anything else as its relaxed Extended JSON.
+// anything else as its relaxed Extended JSON. An empty string, which would
+// be no key at all for consumers, is its JSON form `""`; keys over
+// maxKeyBytes are bounded.
 func keyOf(id bson.RawValue) (string, error) {
+	var key string
 	switch id.Type {
 	case bson.TypeObjectID:
-		oid := id.ObjectID()
+		oid, ok := id.ObjectIDOK()
+		if !ok {
+			return "", fmt.Errorf("%w: malformed ObjectID _id", errUnusable)
+		}
 		return hex.EncodeToString(oid[:]), nil
 	case bson.TypeString:
-		return id.StringValue(), nil
+		s, ok := id.StringValueOK()
+		if !ok {
+			return "", fmt.Errorf("%w: malformed string _id", errUnusable)
+		}
+		key = s
+		if key == "" {
+			key = `""`
+		}
+	default:
+		out, err := extJSONValue(id)
+		if err != nil {
+			return "", fmt.Errorf("%w: encode _id: %w", errUnusable, err)
+		}
+		key = string(out)
 	}
-	out, err := bson.MarshalExtJSON(bson.D{{Key: "k", Value: id}}, false, false)
+	if len(key) > maxKeyBytes {
+		key = cdc.Bound(key)
+	}
+	return key, nil
+}
+
+// extJSONValue is the relaxed Extended JSON of one value. The driver panics
+// on some malformed values instead of failing: that is an error too.
+func extJSONValue(v bson.RawValue) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("malformed BSON value: %v", r)
+		}
+	}()
+	out, err = bson.MarshalExtJSON(bson.D{{Key: "k", Value: v}}, false, false)
 	if err != nil {
-		return "", fmt.Errorf("encode _id: %w", err)
+		return nil, err
 	}
-	// {"k":<value>}
-	return string(out[5 : len(out)-1]), nil
+	return out[5 : len(out)-1], nil // {"k":<value>}
 }
