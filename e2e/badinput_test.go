@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,4 +83,60 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("truncated events = %v, want 1", n)
 	}
 	t.Logf("dead letters:\n%s", reasons.Load())
+}
+
+// TestHostileSellerCode: an employee whose code is 10 KB long (and one whose
+// code is the empty string), with orders naming them. The metric-update
+// subject built from such a code must stay within what NATS accepts, the
+// API's connection must stay open, and the dashboard must keep following
+// the sources: every update after them arrives and equals the recount.
+func TestHostileSellerCode(t *testing.T) {
+	e := newEnv(t)
+	nc, err := nats.Connect(e.stack.NATS.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var globals atomic.Value
+	globals.Store(projection.GlobalUpdate{})
+	sub, err := nc.Subscribe(e.vars["NATS_METRICS_PREFIX"]+".global", func(m *nats.Msg) {
+		var g projection.GlobalUpdate
+		if json.Unmarshal(m.Data, &g) == nil {
+			globals.Store(g)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+
+	ctx := context.Background()
+	long := strings.Repeat("Ñ", 5<<10) // 10 KB, compressible enough for a btree key
+	if _, err := e.pg.Exec(ctx, `INSERT INTO empleados VALUES ($1,'Largo','vendedor',true), ('','Vacío','vendedor',true), ('S-01','Ana','operario',true)`, long); err != nil {
+		t.Fatal(err)
+	}
+	e.start("ingestor")
+	e.start("api")
+	e.converges(60 * time.Second)
+	for _, seller := range []string{long, "", long, "S-01"} {
+		if _, err := e.orders.InsertOne(ctx, bson.D{{Key: "vendedor", Value: seller}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.converges(60 * time.Second)
+	if got.MetricasGlobales.TotalPedidosProcesados != 4 || got.MetricasGlobales.TotalEmpleados != 3 {
+		t.Fatalf("totals %+v, want 4 orders and 3 employees", got.MetricasGlobales)
+	}
+	// The view still follows both sources after the hostile values.
+	if _, err := e.pg.Exec(ctx, `UPDATE empleados SET activo = false WHERE codigo = $1`, long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.orders.InsertOne(ctx, bson.D{{Key: "vendedor", Value: "S-01"}}); err != nil {
+		t.Fatal(err)
+	}
+	final := e.converges(60 * time.Second)
+	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
+		g := globals.Load().(projection.GlobalUpdate)
+		return g.Global == final.MetricasGlobales, fmt.Sprintf("last global update %+v, dashboard %+v", g, final.MetricasGlobales)
+	})
 }

@@ -28,9 +28,9 @@ import (
 type Projector struct {
 	gcRestore atomic.Int32 // 0: untouched, 1: raised for the rebuild, 2: restored
 	gcPrev    atomic.Int64
-	js        jetstream.JetStream
-	legacy    nats.JetStreamContext // for its push-based ordered consumer
-	nc        *nats.Conn
+	link      atomic.Pointer[link]
+	health    health
+	started   time.Time
 	view      *View
 	opts      projectorOptions
 	ready     atomic.Bool
@@ -50,6 +50,7 @@ type projectorOptions struct {
 	snapBucket    string
 	snapEvery     time.Duration
 	replicas      int
+	redial        func() (*nats.Conn, error)
 }
 
 // Option configures a Projector.
@@ -106,15 +107,12 @@ func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error)
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	l, err := newLink(nc)
 	if err != nil {
-		return nil, fmt.Errorf("open jetstream: %w", err)
+		return nil, err
 	}
-	legacy, err := nc.JetStream()
-	if err != nil {
-		return nil, fmt.Errorf("open jetstream: %w", err)
-	}
-	p := &Projector{js: js, legacy: legacy, nc: nc, view: view, opts: o}
+	p := &Projector{view: view, opts: o, started: time.Now()}
+	p.link.Store(l)
 	if o.snapBucket != "" && o.snapEvery > 0 {
 		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.replicas, o.stream, o.subjectPrefix, view)
 	}
@@ -139,6 +137,12 @@ func (p *Projector) Run(ctx context.Context) error {
 		}()
 		defer func() { <-saver }()
 	}
+	go p.watch(ctx, p.link.Load().nc)
+	defer func() {
+		if l := p.link.Load(); l.owned {
+			l.nc.Close()
+		}
+	}()
 	const firstBackoff = 100 * time.Millisecond
 	backoff := firstBackoff
 	for {
@@ -149,6 +153,10 @@ func (p *Projector) Run(ctx context.Context) error {
 		}
 		if time.Since(start) > time.Minute {
 			backoff = firstBackoff // a consumer that ran for a while: a new failure
+		}
+		if p.reopen(ctx) {
+			backoff = firstBackoff
+			continue
 		}
 		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", backoff)
 		select {
@@ -166,13 +174,11 @@ func (p *Projector) Run(ctx context.Context) error {
 const rebuildGCPercent = 400
 
 func (p *Projector) consume(ctx context.Context) error {
-	stream, err := p.js.Stream(ctx, p.opts.stream)
+	l := p.link.Load()
+	info, err := p.streamInfo(ctx, l.js)
+	p.streamFailed(err)
 	if err != nil {
-		return fmt.Errorf("find stream %s: %w", p.opts.stream, err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("stream info: %w", err)
+		return err
 	}
 	if p.snaps != nil {
 		p.snaps.consuming(info)
@@ -211,8 +217,8 @@ func (p *Projector) consume(ctx context.Context) error {
 	// after any reconnect this consumer ends, and Run starts a new one
 	// after the last applied sequence at once instead of after two missed
 	// heartbeats.
-	reconnected := p.nc.StatusChanged(nats.CONNECTED)
-	defer p.nc.RemoveStatusListener(reconnected)
+	reconnected := l.nc.StatusChanged(nats.CONNECTED)
+	defer l.nc.RemoveStatusListener(reconnected)
 	// A filter equal to the stream's only subject selects every message,
 	// but the server still matches each message against it: a tenth of its
 	// work per message in a rebuild. The consumer filters only when the
@@ -233,7 +239,7 @@ func (p *Projector) consume(ctx context.Context) error {
 		default:
 		}
 	}
-	sub, err := p.legacy.Subscribe(filter, func(msg *nats.Msg) {
+	sub, err := l.legacy.Subscribe(filter, func(msg *nats.Msg) {
 		if err := pl.add(msg); err != nil {
 			fail(err)
 		}
@@ -439,11 +445,12 @@ func (p *Projector) applyBatch(b *batch) {
 		if ready && !e.Event.CommitTime.IsZero() {
 			metricLag.Observe(now.Sub(e.Event.CommitTime).Seconds())
 		}
-		if ready && p.opts.metricsPrefix != "" && (len(e.Change.Sellers) > 0 || e.Change.Employees) {
-			p.publishMetrics(e.Change, e.Seq)
-		}
 	}
-	if last := b.entries[len(b.entries)-1].Seq; b.caughtUp || last >= p.target.Load() {
+	last := b.entries[len(b.entries)-1].Seq
+	if ready && p.opts.metricsPrefix != "" {
+		p.publishMetrics(b.entries, last)
+	}
+	if b.caughtUp || last >= p.target.Load() {
 		p.markReady()
 	}
 	if p.opts.onApplied != nil {
@@ -483,7 +490,7 @@ func (p *Projector) deadLetter(data []byte, seq uint64, reason string) {
 		ev, _ = json.Marshal(string(data))
 	}
 	body, _ := json.Marshal(DeadLetter{Seq: seq, Reason: reason, Event: ev})
-	if err := p.nc.Publish(p.opts.deadLetter, body); err != nil {
+	if err := p.link.Load().nc.Publish(p.opts.deadLetter, body); err != nil {
 		p.opts.logger.Error("publish dead letter", "seq", seq, "err", err)
 	}
 }
@@ -502,23 +509,42 @@ type GlobalUpdate struct {
 	Global
 }
 
-func (p *Projector) publishMetrics(ch Change, seq uint64) {
-	for _, code := range ch.Sellers {
-		s, isEmp := p.view.Seller(code)
-		body, _ := json.Marshal(SellerUpdate{Seq: seq, Seller: s, EsEmpleado: isEmp})
-		if err := p.nc.Publish(p.opts.metricsPrefix+".vendedor."+cdc.SubjectToken(code, false), body); err != nil {
-			p.opts.logger.Error("publish metric update", "seller", code, "err", err)
+// publishMetrics publishes the figures of every seller the batch's entries
+// touched and the totals, as the view holds them after the batch: the view
+// changes only on this goroutine, so they are exactly its state at seq, the
+// batch's last sequence. The totals go out after any event of ours, because
+// an order without a usable seller moves them too.
+func (p *Projector) publishMetrics(entries []Entry, seq uint64) {
+	nc := p.link.Load().nc
+	sellers := make(map[string]struct{})
+	moved := false
+	for i := range entries {
+		e := &entries[i]
+		moved = moved || e.Event.Collection != "" || e.Err != nil
+		for _, code := range e.Change.Sellers {
+			if _, done := sellers[code]; done {
+				continue
+			}
+			sellers[code] = struct{}{}
+			s, isEmp := p.view.Seller(code)
+			body, _ := json.Marshal(SellerUpdate{Seq: seq, Seller: s, EsEmpleado: isEmp})
+			if err := nc.Publish(p.opts.metricsPrefix+".vendedor."+cdc.SubjectToken(code, false), body); err != nil {
+				p.opts.logger.Error("publish metric update", "seller", cdc.Bound(code), "err", err)
+			}
 		}
 	}
+	if !moved {
+		return
+	}
 	body, _ := json.Marshal(GlobalUpdate{Seq: seq, Global: p.view.Totals()})
-	if err := p.nc.Publish(p.opts.metricsPrefix+".global", body); err != nil {
+	if err := nc.Publish(p.opts.metricsPrefix+".global", body); err != nil {
 		p.opts.logger.Error("publish metric update", "err", err)
 	}
 }
 
 func (p *Projector) restoreSnapshot(ctx context.Context, info *jetstream.StreamInfo) {
 	start := time.Now()
-	ok, err := p.snaps.restore(ctx, p.js, info, p.view)
+	ok, err := p.snaps.restore(ctx, p.link.Load().js, info, p.view)
 	switch {
 	case err != nil:
 		metricSnapshots.WithLabelValues("restore_failed").Inc()
@@ -559,7 +585,8 @@ const snapshotStopTimeout = 10 * time.Second
 
 func (p *Projector) saveSnapshot(ctx context.Context) {
 	start := time.Now()
-	seq, size, err := p.snaps.save(ctx, p.js, p.view)
+	js := p.link.Load().js
+	seq, size, err := p.snaps.save(ctx, js, p.view)
 	switch {
 	case err != nil:
 		metricSnapshots.WithLabelValues("save_failed").Inc()
@@ -568,7 +595,7 @@ func (p *Projector) saveSnapshot(ctx context.Context) {
 		metricSnapshots.WithLabelValues("saved").Inc()
 		metricSnapshotBytes.Set(float64(size))
 		p.opts.logger.Debug("view snapshot saved", "seq", seq, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
-		n, err := p.snaps.sweep(ctx, p.js, time.Now().Add(-orphanAge))
+		n, err := p.snaps.sweep(ctx, js, time.Now().Add(-orphanAge))
 		if n > 0 {
 			metricSnapshots.WithLabelValues("orphan_purged").Add(float64(n))
 			p.opts.logger.Info("purged snapshot chunks no object refers to", "bucket", p.snaps.bucket, "objects", n)

@@ -49,14 +49,7 @@ func newSnapshotHarness(t *testing.T) *snapshotHarness {
 // publish appends orders for sellers S-00..S-04, and the employees once.
 func (h *snapshotHarness) publish(orders int) {
 	h.t.Helper()
-	ctx := context.Background()
-	pub := func(ev *cdc.Event) {
-		data, _ := json.Marshal(ev)
-		subj := cdc.Subject("snap.cdc", ev.Source, ev.Collection)
-		if _, err := h.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.ID)); err != nil {
-			h.t.Fatal(err)
-		}
-	}
+	pub := h.pub
 	if h.seq == 0 {
 		for i := range 5 {
 			pub(emp(cdc.OpInsert, fmt.Sprintf("S-%02d", i), "vendedor", true, 1))
@@ -65,6 +58,16 @@ func (h *snapshotHarness) publish(orders int) {
 	for range orders {
 		h.seq++
 		pub(ord(cdc.OpInsert, fmt.Sprintf("%024x", h.seq), fmt.Sprintf(`"S-%02d"`, h.seq%5), uint64(h.seq)))
+	}
+}
+
+// pub appends one event.
+func (h *snapshotHarness) pub(ev *cdc.Event) {
+	h.t.Helper()
+	data, _ := json.Marshal(ev)
+	subj := cdc.Subject("snap.cdc", ev.Source, ev.Collection)
+	if _, err := h.js.Publish(context.Background(), subj, data, jetstream.WithMsgID(ev.ID)); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
