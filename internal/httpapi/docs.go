@@ -1,14 +1,21 @@
 package httpapi
 
 import (
+	"bytes"
 	"embed"
 	"io/fs"
+	"mime"
 	"net/http"
+	"path"
+	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 )
 
 // OpenAPI is the OpenAPI 3 document of the API, served at /openapi.json.
+// Its server is relative ("/"), so "Try it out" calls the host and port
+// the page was loaded from.
 //
 //go:embed openapi.json
 var OpenAPI []byte
@@ -29,27 +36,48 @@ func public(path string) bool {
 }
 
 func docRoutes(r *mux.Router) {
-	static, _ := fs.Sub(assets, "assets")
-	page := func(name string) http.HandlerFunc {
-		body, _ := fs.ReadFile(static, name)
-		return func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = w.Write(body)
-		}
-	}
-	r.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(OpenAPI)
-	}).Methods(http.MethodGet)
-	r.HandleFunc("/docs", page("swagger.html")).Methods(http.MethodGet)
-	r.HandleFunc("/redoc", page("redoc.html")).Methods(http.MethodGet)
-	files := http.StripPrefix("/docs/assets/", http.FileServerFS(static))
+	static := docAssets()
+	r.Handle("/openapi.json", newStatic("application/json", OpenAPI)).Methods(http.MethodGet)
+	r.Handle("/docs", static["swagger.html"]).Methods(http.MethodGet)
+	r.Handle("/redoc", static["redoc.html"]).Methods(http.MethodGet)
 	r.HandleFunc("/docs/assets/{file}", func(w http.ResponseWriter, req *http.Request) {
-		if _, err := fs.Stat(static, mux.Vars(req)["file"]); err != nil {
+		name := mux.Vars(req)["file"]
+		s := static[name]
+		if s == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such file"})
 			return
 		}
 		w.Header().Set("Cache-Control", "public, max-age=86400")
-		files.ServeHTTP(w, req)
+		if acceptsGzip(req) && req.Header.Get("Range") == "" {
+			s.ServeHTTP(w, req)
+			return
+		}
+		// Identity: ServeContent answers ranges as the file server did.
+		w.Header().Set("Content-Type", s.contentType)
+		http.ServeContent(w, req, name, time.Time{}, bytes.NewReader(s.plain))
 	}).Methods(http.MethodGet)
+}
+
+// docAssets reads the embedded files once per process; each is compressed
+// the first time a client asks for it with gzip.
+var docAssets = sync.OnceValue(staticAssets)
+
+func staticAssets() map[string]*static {
+	files := map[string]*static{}
+	_ = fs.WalkDir(assets, "assets", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		body, err := assets.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ct := mime.TypeByExtension(path.Ext(p))
+		if ct == "" {
+			ct = http.DetectContentType(body)
+		}
+		files[path.Base(p)] = newStatic(ct, body)
+		return nil
+	})
+	return files
 }

@@ -116,3 +116,45 @@ func TestDocsPages(t *testing.T) {
 		t.Errorf("missing asset = %d", rec.Code)
 	}
 }
+
+// validateDashboard checks body against the documented Dashboard schema.
+func validateDashboard(t *testing.T, body []byte) {
+	t.Helper()
+	schema := loadSpec(t).Paths.Value("/reportes/dashboard").Get.Responses.Status(200).Value.Content["application/json"].Schema.Value
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.VisitJSON(v); err != nil {
+		t.Errorf("dashboard %s does not match its schema: %v", body, err)
+	}
+}
+
+// TestServerIsRelative: "Try it out" must call the host and port the
+// document was loaded from, not a fixed one.
+func TestServerIsRelative(t *testing.T) {
+	doc := loadSpec(t)
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
+		t.Errorf("servers = %v, want one relative server /", doc.Servers)
+	}
+}
+
+// TestDashboardRuleIsDocumented: the 503 before ready and the stale marks
+// after it are in the document.
+func TestDashboardRuleIsDocumented(t *testing.T) {
+	op := loadSpec(t).Paths.Value("/reportes/dashboard").Get
+	ok := op.Responses.Status(200).Value
+	if ok.Headers[StaleHeader] == nil || ok.Headers["Content-Encoding"] == nil {
+		t.Errorf("200 does not document %s and Content-Encoding", StaleHeader)
+	}
+	unavailable := op.Responses.Status(503)
+	if unavailable == nil || unavailable.Value.Headers["Retry-After"] == nil {
+		t.Fatal("503 with Retry-After is not documented")
+	}
+	fresh := ok.Content["application/json"].Schema.Value.Properties["frescura"].Value.Properties
+	for _, f := range []string{"conectado", "sin_conexion_desde", "error"} {
+		if fresh[f] == nil {
+			t.Errorf("frescura.%s is not documented", f)
+		}
+	}
+}

@@ -24,7 +24,13 @@ import (
 )
 
 // Dashboard is what the API serves: the encoded dashboard and whether the
-// view has caught up with the stream.
+// view has caught up with the stream. JSON must return a new slice when the
+// dashboard changes and never modify one it returned: the API caches what
+// it derives from a body (its gzip encoding) by the slice's identity.
+//
+// A Dashboard that also has a method Health() Health gets the truthful
+// answers: why it is not ready, and the last view marked stale while the
+// stream cannot be read. Without it, Ready alone decides.
 type Dashboard interface {
 	JSON() []byte
 	Ready() bool
@@ -55,29 +61,16 @@ func New(d Dashboard, logger *slog.Logger, opts ...Option) http.Handler {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return recoverer(limitBody(RequireToken(o.token, router(d, logger))), logger)
+	return compressed(recoverer(limitBody(RequireToken(o.token, router(d, logger))), logger))
 }
 
 func router(d Dashboard, logger *slog.Logger) *mux.Router {
 	r := mux.NewRouter()
-	r.HandleFunc("/reportes/dashboard", func(w http.ResponseWriter, _ *http.Request) {
-		body := d.JSON()
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		h.Set("Cache-Control", "no-store")
-		_, _ = w.Write(body)
-	}).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/reportes/dashboard", newDashboardHandler(d)).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !d.Ready() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": "catching up with the event stream"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	}).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", readyz(healthOf(d))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet)
 	docRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,6 +92,41 @@ func router(d Dashboard, logger *slog.Logger) *mux.Router {
 		})
 	})
 	return r
+}
+
+// readiness is the body of /readyz.
+type readiness struct {
+	Status     string     `json:"status"`
+	Error      string     `json:"error,omitempty"`
+	Since      *time.Time `json:"since,omitempty"`
+	ForSeconds *int64     `json:"for_seconds,omitempty"`
+}
+
+// readyz answers 503 until the view caught up with the stream once, then
+// 200: "ready", or "stale" with why and since when the stream cannot be
+// read. A stale replica stays in its load balancer on purpose: every
+// replica shares the same NATS, so failing readiness on it would take all
+// of them out at once and leave clients with no dashboard at all, where
+// the API means to serve the last view marked stale.
+func readyz(health func() Health) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		h := health()
+		var body readiness
+		code := http.StatusOK
+		switch {
+		case !h.Ready:
+			code, body.Status, body.Error = http.StatusServiceUnavailable, "not ready", h.notReady()
+		case h.Err != nil:
+			body.Status, body.Error = "stale", h.Err.Error()
+		default:
+			body.Status = "ready"
+		}
+		if h.Err != nil && !h.Since.IsZero() {
+			since, secs := h.Since.UTC(), staleSeconds(h.Since, time.Now())
+			body.Since, body.ForSeconds = &since, &secs
+		}
+		writeJSON(w, code, body)
+	}
 }
 
 // RequireToken wraps next so that, when token is not empty, every request

@@ -18,7 +18,7 @@ func (f *fake) JSON() []byte { return f.body }
 func (f *fake) Ready() bool  { return f.ready }
 
 func TestRoutes(t *testing.T) {
-	d := &fake{body: []byte(`{"titulo":"x"}` + "\n")}
+	d := &fake{body: []byte(`{"titulo":"x"}` + "\n"), ready: true}
 	h := New(d, slog.New(slog.DiscardHandler))
 	tests := []struct {
 		method, path string
@@ -32,7 +32,7 @@ func TestRoutes(t *testing.T) {
 		{"POST", "/reportes/dashboard", "", 405, `"error":"method POST not allowed`},
 		{"GET", "/nope", "", 404, `"error":"no route /nope"`},
 		{"GET", "/healthz", "", 200, `"ok"`},
-		{"GET", "/readyz", "", 503, `catching up`},
+		{"GET", "/readyz", "", 200, `"ready"`},
 		{"GET", "/metrics", "", 200, "reportes_http_request_duration_seconds"},
 		{"POST", "/reportes/dashboard", strings.Repeat("x", maxRequestBytes+1), 413, "too large"},
 	}
@@ -50,11 +50,14 @@ func TestRoutes(t *testing.T) {
 			}
 		}
 	}
-	d.ready = true
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-	if rec.Code != http.StatusOK {
-		t.Errorf("/readyz when ready = %d", rec.Code)
+	// A Dashboard with Ready alone still gets no zeros before it is ready.
+	d.ready = false
+	for _, path := range []string{"/readyz", "/reportes/dashboard"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "catching up") {
+			t.Errorf("GET %s when not ready = %d %q, want 503 catching up", path, rec.Code, rec.Body.String())
+		}
 	}
 }
 
