@@ -24,11 +24,14 @@ pkg/cdc FuzzDecodeEvent
 pkg/cdc FuzzDecoders
 pkg/cdc FuzzAppendJSON
 pkg/cdc FuzzLookup
+pkg/cdc FuzzSubjectToken
 pkg/projection FuzzApply
 pkg/projection FuzzRestore
 pkg/cdc/postgres FuzzRow
 pkg/cdc/postgres FuzzPgoutput
+pkg/cdc/postgres FuzzSnapshotID
 pkg/cdc/mongo FuzzExtJSON
 pkg/cdc/mongo FuzzDecodeEntry
+pkg/cdc/mongo FuzzOplogChange
 TARGETS
 exit $status

@@ -25,9 +25,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {
-		fmt.Println("reportes api", buildinfo.Version)
-		return
+	if len(os.Args) > 1 {
+		os.Exit(commandLine(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -40,17 +39,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-type dashboard struct {
-	view *projection.View
-	proj *projection.Projector
-	nc   *nats.Conn
-}
-
-func (d dashboard) JSON() []byte { return d.view.JSON() }
-
-// Ready: connected to NATS and caught up with the stream.
-func (d dashboard) Ready() bool { return d.nc.IsConnected() && d.proj.Ready() }
 
 func run(cfg config.Config, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -69,6 +57,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
+	dash := newDashboard(view, cfg.NatsURL, nc)
 	opts := []projection.Option{
 		projection.WithStream(cfg.Stream),
 		projection.WithSubjectPrefix(cfg.SubjectPrefix),
@@ -77,6 +66,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		projection.WithLogger(logger),
 		projection.WithSnapshots(cfg.SnapshotBucket, cfg.SnapshotInterval),
 		projection.WithReplicas(cfg.Replicas),
+		// nats.go closes a connection for good on some server errors; the
+		// view keeps following the stream on a new one.
+		projection.WithRedial(dash.redial(func() (*nats.Conn, error) { return cfg.ConnectNATS("reportes-api", logger) })),
 	}
 	var table *pgview.Writer
 	if cfg.ViewTable != "" {
@@ -90,6 +82,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	dash.proj = proj
 
 	addr := net.JoinHostPort("", strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -97,7 +90,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(dashboard{view: view, proj: proj, nc: nc}, logger, httpapi.WithBearerToken(cfg.APIToken)),
+		Handler:           httpapi.New(dash, logger, httpapi.WithBearerToken(cfg.APIToken)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -112,6 +105,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proj.Run(ctx) })
+	g.Go(func() error { return dash.watch(ctx, logger, time.Second) })
 	if table != nil {
 		g.Go(func() error { return table.Run(ctx) })
 	}

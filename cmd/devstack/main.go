@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -32,9 +32,10 @@ func main() {
 	pgPort := flag.Int("pg-port", 5433, "port of the local PostgreSQL (0: any free port)")
 	mongoPort := flag.Int("mongo-port", 27017, "port of the local FerretDB (0: any free port)")
 	natsPort := flag.Int("nats-port", 4223, "port of the local NATS server (0: any free port)")
+	wait := flag.Duration("wait", 2*time.Minute, "how long the ingestor and the API may take to answer /healthz")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("service", "devstack")
-	if err := run(*data, *ingestor, *api, *pgPort, *mongoPort, *natsPort, logger); err != nil {
+	if err := run(*data, *ingestor, *api, *pgPort, *mongoPort, *natsPort, *wait, logger); err != nil {
 		logger.Error("devstack stopped", "err", err)
 		os.Exit(1)
 	}
@@ -45,7 +46,7 @@ func set(name string) bool {
 	return ok
 }
 
-func run(data, ingestorBin, apiBin string, pgPort, mongoPort, natsPort int, logger *slog.Logger) error {
+func run(data, ingestorBin, apiBin string, pgPort, mongoPort, natsPort int, wait time.Duration, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -55,64 +56,26 @@ func run(data, ingestorBin, apiBin string, pgPort, mongoPort, natsPort int, logg
 	if err != nil {
 		return err
 	}
-	env := map[string]string{}
-
-	if set("POSTGRES_URL") || set("SQL_HOST") {
-		logger.Info("using the PostgreSQL the environment names")
-	} else {
-		port := pgPort
-		if port != 0 && !free(port) {
-			port = 0
-		}
-		pg, err := devstack.StartPostgres(ctx, filepath.Join(data, "postgres"), port)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = pg.Stop() }()
-		db := "empleados_db"
-		if v := os.Getenv("SQL_DB"); v != "" {
-			db = v
-		}
-		if err := pg.CreateDatabase(ctx, db); err != nil {
-			return err
-		}
-		env["POSTGRES_URL"] = pg.URL(db)
+	// Read once before starting anything: a bad value or a taken port is
+	// reported in a second, not after PostgreSQL has started.
+	cfg, err := config.Load()
+	if err != nil {
+		return err
 	}
-	if set("MONGO_URI") || set("MONGO_HOST") {
-		logger.Info("using the MongoDB the environment names")
-	} else {
-		port := mongoPort
-		if port != 0 && !free(port) {
-			port = 0
-		}
-		f, err := devstack.StartFerret(ctx, filepath.Join(data, "ferretdb"), port)
-		if err != nil {
-			return err
-		}
-		defer f.Stop()
-		env["MONGO_URI"] = f.URI
+	if err := checkPorts(cfg); err != nil {
+		return err
 	}
-	if set("NATS_URL") {
-		logger.Info("using the NATS server the environment names")
-	} else {
-		port := natsPort
-		if port != 0 && !free(port) {
-			port = 0
-		}
-		n, err := devstack.StartNATS(filepath.Join(data, "nats"), port)
-		if err != nil {
-			return err
-		}
-		defer n.Stop()
-		env["NATS_URL"] = n.URL()
+	env, stopServices, err := startServices(ctx, data, pgPort, mongoPort, natsPort, logger)
+	defer stopServices()
+	if err != nil {
+		return err
 	}
 	for k, v := range env {
 		if err := os.Setenv(k, v); err != nil {
 			return err
 		}
 	}
-	cfg, err := config.Load()
-	if err != nil {
+	if cfg, err = config.Load(); err != nil {
 		return err
 	}
 	if env["POSTGRES_URL"] != "" && env["MONGO_URI"] != "" {
@@ -120,14 +83,73 @@ func run(data, ingestorBin, apiBin string, pgPort, mongoPort, natsPort int, logg
 			return err
 		}
 	}
+	return supervise(ctx, cfg, []*child{
+		{name: "ingestor", bin: ingestorBin, portVar: "INGESTOR_PORT", port: cfg.IngestorPort},
+		{name: "api", bin: apiBin, portVar: "PORT", port: cfg.Port},
+	}, wait, logger)
+}
 
-	children := []*exec.Cmd{exec.Command(ingestorBin), exec.Command(apiBin)}
-	for _, c := range children {
-		c.Stdout, c.Stderr = os.Stdout, os.Stderr
-		if err := c.Start(); err != nil {
-			return fmt.Errorf("start %s (run make build first): %w", c.Path, err)
+// startServices starts the local services the environment does not name
+// and returns the variables that point the binaries at them. Their ports
+// move to free ones when taken: only the binaries connect to them, and
+// they are given the address. stop stops what was started, also on error.
+func startServices(ctx context.Context, data string, pgPort, mongoPort, natsPort int, logger *slog.Logger) (env map[string]string, stop func(), err error) {
+	env = map[string]string{}
+	var stops []func()
+	stop = func() {
+		for _, s := range slices.Backward(stops) {
+			s()
 		}
 	}
+	if set("POSTGRES_URL") || set("SQL_HOST") {
+		logger.Info("using the PostgreSQL the environment names")
+	} else {
+		pg, err := devstack.StartPostgres(ctx, filepath.Join(data, "postgres"), freeOrAny(pgPort))
+		if err != nil {
+			return nil, stop, err
+		}
+		stops = append(stops, func() { _ = pg.Stop() })
+		db := "empleados_db"
+		if v := os.Getenv("SQL_DB"); v != "" {
+			db = v
+		}
+		if err := pg.CreateDatabase(ctx, db); err != nil {
+			return nil, stop, err
+		}
+		env["POSTGRES_URL"] = pg.URL(db)
+	}
+	if set("MONGO_URI") || set("MONGO_HOST") {
+		logger.Info("using the MongoDB the environment names")
+	} else {
+		f, err := devstack.StartFerret(ctx, filepath.Join(data, "ferretdb"), freeOrAny(mongoPort))
+		if err != nil {
+			return nil, stop, err
+		}
+		stops = append(stops, f.Stop)
+		env["MONGO_URI"] = f.URI
+	}
+	if set("NATS_URL") {
+		logger.Info("using the NATS server the environment names")
+	} else {
+		n, err := devstack.StartNATS(filepath.Join(data, "nats"), freeOrAny(natsPort))
+		if err != nil {
+			return nil, stop, err
+		}
+		stops = append(stops, n.Stop)
+		env["NATS_URL"] = n.URL()
+	}
+	return env, stop, nil
+}
+
+// freeOrAny returns port, or 0 (any free port) when it is taken.
+func freeOrAny(port int) int {
+	if port != 0 && !free(port) {
+		return 0
+	}
+	return port
+}
+
+func printBanner(cfg config.Config) {
 	fmt.Printf(`
 reportes is running
   dashboard   http://localhost:%d/reportes/dashboard
@@ -140,45 +162,6 @@ Ctrl-C stops everything.
 
 `, cfg.Port, cfg.Port, cfg.Port, cfg.IngestorPort, config.Redact(cfg.PostgresURL), config.Redact(cfg.MongoURI),
 		config.Redact(cfg.NatsURL), cfg.Stream, cfg.SubjectPrefix, cfg.MetricsPrefix)
-
-	exited := make(chan error, len(children))
-	for _, c := range children {
-		go func() {
-			err := c.Wait()
-			if err == nil {
-				err = errors.New("exit status 0")
-			}
-			exited <- fmt.Errorf("%s exited: %w", c.Path, err)
-		}()
-	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-exited:
-	}
-	for _, c := range children {
-		_ = c.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.After(20 * time.Second)
-	for range len(children) - boolInt(runErr != nil) {
-		select {
-		case err := <-exited:
-			logger.Info("stopped", "process", err)
-		case <-deadline:
-			for _, c := range children {
-				_ = c.Process.Kill()
-			}
-		}
-	}
-	logger.Info("stopped")
-	return runErr
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func free(port int) bool {

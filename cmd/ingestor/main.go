@@ -35,9 +35,8 @@ import (
 
 func main() {
 	args := os.Args[1:]
-	if len(args) > 0 && (args[0] == "--version" || args[0] == "version") {
-		fmt.Println("reportes ingestor", buildinfo.Version)
-		return
+	if code, done := commandLine(args, os.Stdout, os.Stderr); done {
+		os.Exit(code)
 	}
 	cfg, err := config.Load()
 	if err != nil {

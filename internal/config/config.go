@@ -125,33 +125,65 @@ func Load() (Config, error) {
 var secrets = map[string]bool{"SQL_PASSWORD": true, "POSTGRES_URL": true, "VIEW_POSTGRES_URL": true, "MONGO_URI": true, "API_TOKEN": true, "NATS_URL": true}
 
 // FromEnv builds a Config from lookupEnv (os.LookupEnv in production). A
-// variable set to the empty string is empty, not its default.
+// variable set to the empty string is empty, not its default. It reports
+// every bad value at once, so that one start-up shows all there is to fix.
 func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
-	var errs []error
-	lookupEnv = withSecretFiles(lookupEnv, &errs)
-	getenv := func(name string) string { v, _ := lookupEnv(name); return v }
-	get := func(name string) string {
-		if v, ok := lookupEnv(name); ok {
-			return v
-		}
-		for _, v := range Vars {
-			if v.Name == name {
-				return v.Default
-			}
-		}
-		return ""
+	r := &reader{}
+	r.lookup = withSecretFiles(lookupEnv, &r.errs)
+	c := r.names()
+	r.required()
+	r.processes(&c)
+	r.postgres(&c)
+	r.mongo(&c)
+	r.nats(&c)
+	r.view(&c)
+	r.logging(&c)
+	if len(r.errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %w", errors.Join(r.errs...))
 	}
-	bad := func(name, want string) {
-		errs = append(errs, fmt.Errorf("%s=%q: want %s", name, getenv(name), want))
+	return c, nil
+}
+
+// reader collects the errors of one FromEnv call.
+type reader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// get returns the variable, or its default from Vars when unset.
+func (r *reader) get(name string) string {
+	if v, ok := r.lookup(name); ok {
+		return v
 	}
-	port := func(name string) int {
-		n, err := strconv.Atoi(get(name))
-		if err != nil || n < 1 || n > 65535 {
-			bad(name, "a port number between 1 and 65535")
-		}
-		return n
+	return defaultOf(name)
+}
+
+// bad records that name holds a value other than want, showing the value
+// as set (secrets redacted), not the default.
+func (r *reader) bad(name, want string) {
+	v, _ := r.lookup(name)
+	r.errs = append(r.errs, fmt.Errorf("%s=%q: want %s", name, shown(name, v), want))
+}
+
+// badBecause is bad with the reason a longer value failed (which entry of
+// a list, which part of a name).
+func (r *reader) badBecause(name, want string, reason error) {
+	v, _ := r.lookup(name)
+	r.errs = append(r.errs, fmt.Errorf("%s=%q: want %s: %w", name, shown(name, v), want, reason))
+}
+
+func (r *reader) port(name string) int {
+	n, err := strconv.Atoi(r.get(name))
+	if err != nil || n < 1 || n > 65535 {
+		r.bad(name, "a port number between 1 and 65535")
 	}
-	c := Config{
+	return n
+}
+
+// names reads the plain values, checked by the functions that follow.
+func (r *reader) names() Config {
+	get := r.get
+	return Config{
 		EmployeesTable:   get("EMPLOYEES_TABLE"),
 		CodeColumn:       get("EMPLOYEE_CODE_COLUMN"),
 		RoleColumn:       get("EMPLOYEE_ROLE_COLUMN"),
@@ -179,109 +211,183 @@ func FromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		NatsTLSCert:      get("NATS_TLS_CERT"),
 		NatsTLSKey:       get("NATS_TLS_KEY"),
 	}
-	if (c.NatsTLSCert == "") != (c.NatsTLSKey == "") {
-		bad("NATS_TLS_CERT", "to be set together with NATS_TLS_KEY")
-	}
-	for _, name := range []string{"NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY"} {
-		if f := get(name); f != "" {
-			if _, err := os.Stat(f); err != nil {
-				bad(name, "a readable file")
-			}
+}
+
+// required reports the variables that must not be empty, with today's
+// message; the checks of their form then skip empty values.
+func (r *reader) required() {
+	for _, name := range []string{"EMPLOYEE_CODE_COLUMN", "MONGO_DB", "MONGO_COLLECTION", "ORDER_SELLER_FIELD", "NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX", "PG_SLOT", "PG_PUBLICATION", "NATS_CHECKPOINT_BUCKET"} {
+		if r.get(name) == "" {
+			r.bad(name, "a value")
 		}
 	}
-	c.Port = port("PORT")
-	c.IngestorPort = port("INGESTOR_PORT")
+}
+
+// check records name's error from fn, unless the value is empty (required
+// reports those).
+func (r *reader) check(name, value, want string, fn func(string) error) {
+	if value == "" {
+		return
+	}
+	if err := fn(value); err != nil {
+		r.badBecause(name, want, err)
+	}
+}
+
+func (r *reader) processes(c *Config) {
+	c.Port = r.port("PORT")
+	c.IngestorPort = r.port("INGESTOR_PORT")
 	hostPort := func(name string) string {
-		v := get(name)
+		v := r.get(name)
 		if v == "" {
 			return ""
 		}
 		_, p, err := net.SplitHostPort(v)
 		if n, perr := strconv.Atoi(p); err != nil || perr != nil || n < 1 || n > 65535 {
-			bad(name, "host:port like 127.0.0.1:6060, or empty for off")
+			r.bad(name, "host:port like 127.0.0.1:6060, or empty for off")
 		}
 		return v
 	}
 	c.DebugAddr = hostPort("DEBUG_ADDR")
 	c.IngestorDebug = hostPort("INGESTOR_DEBUG_ADDR")
+}
 
-	if u := get("POSTGRES_URL"); u != "" {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "postgres" && pu.Scheme != "postgresql") {
-			bad("POSTGRES_URL", "a URL like postgres://user:password@host:5432/db")
+func (r *reader) postgres(c *Config) {
+	if u := r.get("POSTGRES_URL"); u != "" {
+		if !isPostgresURL(u) {
+			r.bad("POSTGRES_URL", "a URL like postgres://user:password@host:5432/db")
 		}
 		c.PostgresURL = u
 	} else {
-		p := port("SQL_PORT")
-		if get("SQL_HOST") == "" {
-			bad("SQL_HOST", "a host name")
+		p := r.port("SQL_PORT")
+		if r.get("SQL_HOST") == "" {
+			r.bad("SQL_HOST", "a host name")
 		}
-		if get("SQL_DB") == "" {
-			bad("SQL_DB", "a database name")
+		if r.get("SQL_DB") == "" {
+			r.bad("SQL_DB", "a database name")
 		}
-		u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("%s:%d", get("SQL_HOST"), p), Path: "/" + get("SQL_DB")}
-		if pw := get("SQL_PASSWORD"); pw != "" {
-			u.User = url.UserPassword(get("SQL_USER"), pw)
+		u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("%s:%d", r.get("SQL_HOST"), p), Path: "/" + r.get("SQL_DB")}
+		if pw := r.get("SQL_PASSWORD"); pw != "" {
+			u.User = url.UserPassword(r.get("SQL_USER"), pw)
 		} else {
-			u.User = url.User(get("SQL_USER"))
+			u.User = url.User(r.get("SQL_USER"))
 		}
 		c.PostgresURL = u.String()
 	}
-	if u := get("MONGO_URI"); u != "" {
+	if strings.Count(c.EmployeesTable, ".") != 1 {
+		r.bad("EMPLOYEES_TABLE", "a schema-qualified table like public.empleados")
+	} else if err := checkTable(c.EmployeesTable, 0); err != nil {
+		r.badBecause("EMPLOYEES_TABLE", "a schema-qualified table like public.empleados", err)
+	}
+	// Role and active may be empty, for tables without them.
+	for _, name := range []string{"EMPLOYEE_CODE_COLUMN", "EMPLOYEE_ROLE_COLUMN", "EMPLOYEE_ACTIVE_COLUMN"} {
+		r.check(name, r.get(name), "a column name like "+defaultOf(name)+" (empty: none)", checkIdentifier)
+	}
+	r.check("PG_SLOT", c.Slot, "a replication slot name like reportes", checkSlot)
+	r.check("PG_PUBLICATION", c.Publication, "a publication name like reportes", checkIdentifier)
+}
+
+func (r *reader) mongo(c *Config) {
+	if u := r.get("MONGO_URI"); u != "" {
 		if !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
-			bad("MONGO_URI", "a URI like mongodb://host:27017")
+			r.bad("MONGO_URI", "a URI like mongodb://host:27017")
 		}
 		c.MongoURI = u
 	} else {
-		p := port("MONGO_PORT")
-		if get("MONGO_HOST") == "" {
-			bad("MONGO_HOST", "a host name")
+		p := r.port("MONGO_PORT")
+		if r.get("MONGO_HOST") == "" {
+			r.bad("MONGO_HOST", "a host name")
 		}
-		c.MongoURI = fmt.Sprintf("mongodb://%s:%d/", get("MONGO_HOST"), p)
-	}
-	if c.ViewTable != "" && strings.Count(c.ViewTable, ".") != 1 {
-		bad("VIEW_TABLE", "a schema-qualified table like public.reportes_dashboard")
-	}
-	if c.ViewPostgresURL == "" {
-		c.ViewPostgresURL = c.PostgresURL
-	}
-	if strings.Count(c.EmployeesTable, ".") != 1 {
-		bad("EMPLOYEES_TABLE", "a schema-qualified table like public.empleados")
-	}
-	for _, name := range []string{"EMPLOYEE_CODE_COLUMN", "MONGO_DB", "MONGO_COLLECTION", "ORDER_SELLER_FIELD", "NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX", "PG_SLOT", "PG_PUBLICATION", "NATS_CHECKPOINT_BUCKET"} {
-		if get(name) == "" {
-			bad(name, "a value")
-		}
+		c.MongoURI = fmt.Sprintf("mongodb://%s:%d/", r.get("MONGO_HOST"), p)
 	}
 	switch c.MongoMode {
 	case "auto", "changestream", "oplog":
 	default:
-		bad("MONGO_CAPTURE_MODE", "auto, changestream or oplog")
+		r.bad("MONGO_CAPTURE_MODE", "auto, changestream or oplog")
 	}
-	if d, err := time.ParseDuration(get("NATS_DUPLICATE_WINDOW")); err != nil || d <= 0 {
-		bad("NATS_DUPLICATE_WINDOW", "a positive duration like 2m")
+	r.check("MONGO_DB", c.MongoDB, "a MongoDB database name like inventory_db", checkMongoDB)
+	r.check("MONGO_COLLECTION", c.MongoCollection, "a MongoDB collection name like orders", checkCollection)
+	r.check("ORDER_SELLER_FIELD", c.SellerField, "a field name or dotted path like vendedor or vendedor.codigo", checkFieldPath)
+}
+
+func (r *reader) nats(c *Config) {
+	r.check("NATS_URL", c.NatsURL, "NATS URLs like nats://127.0.0.1:4222, comma separated (nats, tls, ws, wss or host:port)", checkNATSURL)
+	r.check("NATS_STREAM", c.Stream, "a stream name like REPORTES_CDC", checkStream)
+	// Empty metric and dead-letter subjects turn them off; an empty
+	// subject prefix is reported by required.
+	r.check("NATS_SUBJECT_PREFIX", c.SubjectPrefix, "a subject without wildcards like reportes.cdc", checkSubject)
+	r.check("NATS_METRICS_PREFIX", c.MetricsPrefix, "a subject without wildcards like reportes.metrics, or empty for off", checkSubject)
+	r.check("NATS_DEAD_LETTER_SUBJECT", c.DeadLetter, "a subject without wildcards like reportes.deadletter, or empty for off", checkSubject)
+	r.check("NATS_CHECKPOINT_BUCKET", c.CheckpointBucket, "a bucket name like reportes_positions", checkBucket)
+	if d, err := time.ParseDuration(r.get("NATS_DUPLICATE_WINDOW")); err != nil || d <= 0 {
+		r.bad("NATS_DUPLICATE_WINDOW", "a positive duration like 2m")
 	} else {
 		c.Duplicates = d
 	}
-	if n, err := strconv.Atoi(get("NATS_REPLICAS")); err != nil || n < 1 || n > 5 {
-		bad("NATS_REPLICAS", "a number of replicas from 1 to 5")
+	if n, err := strconv.Atoi(r.get("NATS_REPLICAS")); err != nil || n < 1 || n > 5 {
+		r.bad("NATS_REPLICAS", "a number of replicas from 1 to 5")
 	} else {
 		c.Replicas = n
 	}
-	if d, err := time.ParseDuration(get("VIEW_SNAPSHOT_INTERVAL")); err != nil || d < 0 {
-		bad("VIEW_SNAPSHOT_INTERVAL", "a duration like 1m, or 0 to disable")
+	r.natsFiles(c)
+}
+
+func (r *reader) natsFiles(c *Config) {
+	if (c.NatsTLSCert == "") != (c.NatsTLSKey == "") {
+		r.bad("NATS_TLS_CERT", "to be set together with NATS_TLS_KEY")
+	}
+	for _, name := range []string{"NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY"} {
+		if f := r.get(name); f != "" {
+			if _, err := os.Stat(f); err != nil {
+				r.bad(name, "a readable file")
+			}
+		}
+	}
+}
+
+func (r *reader) view(c *Config) {
+	if c.ViewTable != "" && strings.Count(c.ViewTable, ".") != 1 {
+		r.bad("VIEW_TABLE", "a schema-qualified table like public.reportes_dashboard")
+	} else {
+		// The API also creates <table>_estado: the name must fit with it.
+		r.check("VIEW_TABLE", c.ViewTable, "a schema-qualified table like public.reportes_dashboard",
+			func(v string) error { return checkTable(v, len("_estado")) })
+	}
+	if c.ViewPostgresURL == "" {
+		c.ViewPostgresURL = c.PostgresURL
+	} else if !isPostgresURL(c.ViewPostgresURL) {
+		r.bad("VIEW_POSTGRES_URL", "a URL like postgres://user:password@host:5432/db, or empty for the employees database")
+	}
+	r.check("VIEW_SNAPSHOT_BUCKET", c.SnapshotBucket, "a bucket name like reportes_view, or empty for off", checkBucket)
+	if d, err := time.ParseDuration(r.get("VIEW_SNAPSHOT_INTERVAL")); err != nil || d < 0 {
+		r.bad("VIEW_SNAPSHOT_INTERVAL", "a duration like 1m, or 0 to disable")
 	} else {
 		c.SnapshotInterval = d
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
-		bad("LOG_LEVEL", "debug, info, warn or error")
+}
+
+func (r *reader) logging(c *Config) {
+	if err := c.LogLevel.UnmarshalText([]byte(r.get("LOG_LEVEL"))); err != nil {
+		r.bad("LOG_LEVEL", "debug, info, warn or error")
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("LOG_FORMAT", "json or text")
+		r.bad("LOG_FORMAT", "json or text")
 	}
-	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
+}
+
+func isPostgresURL(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && (pu.Scheme == "postgres" || pu.Scheme == "postgresql")
+}
+
+// defaultOf returns the default of a variable of Vars.
+func defaultOf(name string) string {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Default
+		}
 	}
-	return c, nil
+	return ""
 }
 
 func withSecretFiles(lookupEnv func(string) (string, bool), errs *[]error) func(string) (string, bool) {
@@ -307,13 +413,4 @@ func (c Config) Logger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-}
-
-// Redact hides the password of a URL for logging.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
 }

@@ -1,0 +1,39 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteUsage writes a binary's --help: head (what the binary does and its
+// commands), then every variable of Vars with its default and description,
+// then where the documentation is. The variables come from Vars so that the
+// help cannot drift from what Load reads.
+func WriteUsage(w io.Writer, head string) error {
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(head, "\n"))
+	b.WriteString("\n\nEnvironment (values already set win over a .env file in the working directory):\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, v := range Vars {
+		def := v.Default
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(secrets))
+	for name := range secrets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fmt.Fprintf(&b, "\n%s may instead be given as NAME_FILE, the path of a file holding the value.\n", strings.Join(names, ", "))
+	b.WriteString("\nDocumentation: README.md (configuration, how it works) and docs/operations.md (grants, slots, replay, recovery).\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
