@@ -57,12 +57,11 @@ func isNATSScheme(s string) bool {
 
 // shown is the value of a variable as an error may print it.
 func shown(name, value string) string {
-	switch {
-	case !secrets[name]:
-		return value
-	case name == "SQL_PASSWORD" || name == "API_TOKEN":
-		return "xxxxx"
-	default:
-		return Redact(value)
+	if v := lookupVar(name); v != nil && v.secret != nil {
+		return v.secret(value)
 	}
+	return value
 }
+
+// hidden shows nothing of a password or a token.
+func hidden(string) string { return "xxxxx" }

@@ -27,13 +27,20 @@ func WriteUsage(w io.Writer, head string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(secrets))
-	for name := range secrets {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	fmt.Fprintf(&b, "\n%s may instead be given as NAME_FILE, the path of a file holding the value.\n", strings.Join(names, ", "))
+	fmt.Fprintf(&b, "\n%s may instead be given as NAME_FILE, the path of a file holding the value.\n", strings.Join(secretNames(), ", "))
 	b.WriteString("\nDocumentation: README.md (configuration, how it works) and docs/operations.md (grants, slots, replay, recovery).\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// secretNames lists, sorted, the variables that may be given as NAME_FILE.
+func secretNames() []string {
+	var names []string
+	for _, v := range Vars {
+		if v.secret != nil {
+			names = append(names, v.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
