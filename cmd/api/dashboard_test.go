@@ -25,7 +25,11 @@ func start(t *testing.T, natsURL string) *dashboard {
 	t.Helper()
 	cfg := config.Config{NatsURL: natsURL}
 	logger := slog.New(slog.DiscardHandler)
-	nc, err := cfg.ConnectNATS("reportes-api-test", logger)
+	reach := config.NewReach(natsURL)
+	connect := func() (*nats.Conn, error) {
+		return cfg.ConnectNATS("reportes-api-test", logger, config.ReportTo(reach))
+	}
+	nc, err := connect()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +38,8 @@ func start(t *testing.T, natsURL string) *dashboard {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDashboard(view, natsURL, nc)
-	redial := d.redial(func() (*nats.Conn, error) { return cfg.ConnectNATS("reportes-api-test", logger) })
-	if d.proj, err = projection.NewProjector(nc, view, projection.WithRedial(redial)); err != nil {
+	d := newDashboard(view, reach)
+	if d.proj, err = projection.NewProjector(nc, view, projection.WithRedial(connect)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -137,29 +140,3 @@ func TestLogChange(t *testing.T) {
 	}
 }
 
-// TestDialAny: the probe reads every form of NATS_URL nats.go takes.
-func TestDialAny(t *testing.T) {
-	srv, err := devstack.StartNATS(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	port, err := devstack.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := strings.TrimPrefix(srv.URL(), "nats://")
-	down := fmt.Sprintf("127.0.0.1:%d", port)
-	for servers, refused := range map[string]bool{
-		srv.URL():                     false,
-		"u:p@" + up:                   false,
-		"nats://" + down + "," + up:   false,
-		"nats://" + down:              true,
-		down + ", nats://u:p@" + down: true,
-	} {
-		err := dialAny(context.Background(), servers)
-		if refused != (err != nil) || refused && err.Error() != "connection refused" {
-			t.Errorf("dialAny(%q) = %v, want refused %v", servers, err, refused)
-		}
-	}
-}

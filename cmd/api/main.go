@@ -52,12 +52,14 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	nc, err := cfg.ConnectNATS("reportes-api", logger)
+	reach := config.NewReach(cfg.NatsURL)
+	connect := func() (*nats.Conn, error) { return cfg.ConnectNATS("reportes-api", logger, config.ReportTo(reach)) }
+	nc, err := connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	dash := newDashboard(view, cfg.NatsURL, nc)
+	dash := newDashboard(view, reach)
 	opts := []projection.Option{
 		projection.WithStream(cfg.Stream),
 		projection.WithSubjectPrefix(cfg.SubjectPrefix),
@@ -68,7 +70,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		projection.WithReplicas(cfg.Replicas),
 		// nats.go closes a connection for good on some server errors; the
 		// view keeps following the stream on a new one.
-		projection.WithRedial(dash.redial(func() (*nats.Conn, error) { return cfg.ConnectNATS("reportes-api", logger) })),
+		projection.WithRedial(connect),
 	}
 	var table *pgview.Writer
 	if cfg.ViewTable != "" {

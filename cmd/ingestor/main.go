@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -66,7 +66,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("MONGO_CAPTURE_MODE: %w", err)
 	}
-	nc, err := cfg.ConnectNATS("reportes-ingestor", logger)
+	reach := config.NewReach(cfg.NatsURL)
+	nc, err := cfg.ConnectNATS("reportes-ingestor", logger, config.ReportTo(reach))
 	if err != nil {
 		return err
 	}
@@ -79,6 +80,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// wait for them rather than crash-looping.
 	var checkpoints *cdc.Checkpoints
 	if err := retry(ctx, logger, "prepare JetStream stream and checkpoint bucket", func() error {
+		if _, down := reach.Problem(); down != nil {
+			return down // rather than the deadline the calls below would meet
+		}
 		if _, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas}); err != nil {
 			return err
 		}
@@ -106,7 +110,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		"postgres", config.Redact(cfg.PostgresURL), "mongo", config.Redact(cfg.MongoURI), "nats", config.Redact(cfg.NatsURL),
 		"stream", cfg.Stream, "table", cfg.EmployeesTable, "collection", cfg.MongoDB+"."+cfg.MongoCollection)
 
-	srv := adminServer(nc, cfg.APIToken, pg, mg)
+	srv := adminServer(reach, cfg.APIToken, pg, mg)
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.IngestorPort)))
 	if err != nil {
 		return fmt.Errorf("listen on INGESTOR_PORT=%d: %w", cfg.IngestorPort, err)
@@ -134,7 +138,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return err
 }
 
-func adminServer(nc *nats.Conn, token string, sources ...interface {
+func adminServer(reach *config.Reach, token string, sources ...interface {
 	Name() string
 	Streaming() bool
 }) *http.Server {
@@ -145,9 +149,12 @@ func adminServer(nc *nats.Conn, token string, sources ...interface {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if !nc.IsConnected() {
+		if since, down := reach.Problem(); down != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"not ready","error":"not connected to NATS"}` + "\n"))
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"status": "not ready", "error": down.Error(),
+				"since": since.UTC(), "for_seconds": int(time.Since(since).Seconds()),
+			})
 			return
 		}
 		for _, s := range sources {
