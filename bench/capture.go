@@ -20,7 +20,6 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
 )
 
@@ -91,7 +90,7 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (pgRun, e
 		e.dropCapture(ctx, name)
 		_, _ = e.conn.Exec(ctx, "DROP TABLE "+table)
 	}()
-	cp, err := cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
+	cp, err := e.checkpoints(ctx, name)
 	if err != nil {
 		return pgRun{}, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/reportes/reportes/internal/devstack"
 	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 type benchEnv struct {
@@ -78,8 +79,13 @@ func (e *benchEnv) stream(ctx context.Context, prefix string) (string, error) {
 // the ingestor's default).
 func (e *benchEnv) streamDeduplicating(ctx context.Context, prefix string, window time.Duration) (string, error) {
 	name := "S_" + strings.ReplaceAll(prefix, ".", "_")
-	_, err := cdc.EnsureStream(ctx, e.js, cdc.StreamConfig{Name: name, SubjectPrefix: prefix, Duplicates: window})
+	_, err := stream.Ensure(ctx, e.js, stream.Config{Name: name, SubjectPrefix: prefix, Duplicates: window})
 	return name, err
+}
+
+// checkpoints opens the checkpoint bucket of one run.
+func (e *benchEnv) checkpoints(ctx context.Context, name string) (*stream.Checkpoints, error) {
+	return stream.OpenCheckpoints(ctx, e.js, "P_"+name)
 }
 
 // waitMsgs polls the stream every so often until it holds n messages.
@@ -156,7 +162,8 @@ func (e *benchEnv) start(src cdc.Source, prefix string) (*running, error) {
 	go func() {
 		// Supervised like in the ingestor: a walsender of the previous run
 		// that lingers a moment is retried, not fatal.
-		r.done <- cdc.Supervise(ctx, e.nc, src, e.logger, time.Second, cdc.WithSubjectPrefix(prefix))
+		r.done <- cdc.Supervise(ctx, src, stream.Publishers(e.nc, stream.WithSubjectPrefix(prefix)),
+			cdc.WithLogger(e.logger), cdc.WithMaxBackoff(time.Second))
 	}()
 	return r, nil
 }

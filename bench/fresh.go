@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/reportes/reportes/pkg/cdc"
 	cdcmongo "github.com/reportes/reportes/pkg/cdc/mongo"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
+	"github.com/reportes/reportes/pkg/live"
 	"github.com/reportes/reportes/pkg/projection"
 )
 
@@ -50,19 +50,23 @@ func (e *benchEnv) pipeline(ctx context.Context, name string, src cdc.Source, sc
 	if err != nil {
 		return nil, err
 	}
+	// Metric updates go out as the API sends them: coalesced, into a stream
+	// that keeps the last per subject.
+	subjects := live.NewSubjects(func() *nats.Conn { return e.nc }, live.StreamConfig{Name: stream + "_METRICS", Prefix: name + ".metrics"})
 	proj, err := projection.NewProjector(e.nc, view, projection.WithStream(stream), projection.WithSubjectPrefix(name+".cdc"),
-		projection.WithMetricUpdates(name+".metrics"))
+		projection.WithUpdates(subjects.Add))
 	if err != nil {
 		return nil, err
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = proj.Run(pctx) }()
+	go func() { _ = subjects.Run(pctx) }()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	srv := &http.Server{Handler: httpapi.New(dash{view, proj}, slog.New(slog.DiscardHandler)), ReadHeaderTimeout: time.Second}
+	srv := &http.Server{Handler: httpapi.New(dash{view, proj}), ReadHeaderTimeout: time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	p := &pipeline{url: "http://" + ln.Addr().String() + "/reportes/dashboard", metrics: name + ".metrics.global"}
 	p.stop = func() {
@@ -70,6 +74,7 @@ func (e *benchEnv) pipeline(ctx context.Context, name string, src cdc.Source, sc
 		cancel()
 		_ = r.stop()
 		_ = e.js.DeleteStream(context.WithoutCancel(ctx), stream)
+		_ = e.js.DeleteStream(context.WithoutCancel(ctx), stream+"_METRICS")
 		e.dropCapture(context.WithoutCancel(ctx), name)
 	}
 	deadline := time.Now().Add(time.Minute)
@@ -207,7 +212,7 @@ func (e *benchEnv) freshness(ctx context.Context, rep *report) error {
 		if _, err := e.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (codigo text primary key, nombre text, rol text, activo boolean)", table)); err != nil {
 			return err
 		}
-		cp, err := cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
+		cp, err := e.checkpoints(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -242,7 +247,7 @@ func (e *benchEnv) freshness(ctx context.Context, rep *report) error {
 			return err
 		}
 		client, stopFerret := fdb.client, fdb.stop
-		cp, err = cdc.OpenCheckpoints(ctx, e.js, "P_"+name)
+		cp, err = e.checkpoints(ctx, name)
 		if err != nil {
 			stopFerret()
 			return err

@@ -155,7 +155,7 @@ const profileNotes = `
   ordered consumer's Messages iterator arming a heartbeat timer and walking
   its channels on every Next; consuming with its Consume callback instead
   saved about 0.5 µs per event (measured against a separate NATS server
-  process, 1M events). The seller is now found by cdc.Lookup, one walk over
+  process, 1M events). The seller is now found by rawjson.Lookup, one walk over
   the order document without a tree (fuzzed against encoding/json), and
   numbers are checked by their grammar instead of json.Valid: decode and
   apply went from 1.7 to 1.3 µs per event (BenchmarkDecodeAndApply).
@@ -320,7 +320,7 @@ const profileNotes = `
 - Rebuild, seventh round: BenchmarkRebuildPipeline now measures the
   projector's side of a rebuild (1M distinct orders through the pipeline,
   reply subjects included) in CPU per event, and its profile put a fifth of
-  the time in cdc.Lookup, half of it skipping the whole order document
+  the time in rawjson.Lookup, half of it skipping the whole order document
   before walking its members for the seller; a sixth in copying id, key,
   position, commit time and collection to strings; and a tenth in the
   orders map. Lookup now checks the document and finds the key in one walk;
@@ -422,7 +422,7 @@ const profileNotes = `
   put most of its 19 allocations per order in the driver's Elements (a
   slice per document and a string per key and per string value). The
   document is now walked in place, keys and strings are escaped from
-  their bytes (cdc.AppendString takes either), and FuzzExtJSON now holds
+  their bytes (rawjson.AppendString takes either), and FuzzExtJSON now holds
   the output to the driver's own Extended JSON: 1.55 -> 1.19 µs, 712 ->
   396 bytes and 19 -> 9 allocations per order, same machine and hour.
 `

@@ -99,6 +99,7 @@ func newEnv(t *testing.T) *env {
 			"NATS_STREAM":              "S_" + name,
 			"NATS_SUBJECT_PREFIX":      name + ".cdc",
 			"NATS_METRICS_PREFIX":      name + ".metrics",
+			"NATS_METRICS_STREAM":      "M_" + name,
 			"NATS_DEAD_LETTER_SUBJECT": name + ".deadletter",
 			"NATS_CHECKPOINT_BUCKET":   "P_" + name,
 			"VIEW_SNAPSHOT_BUCKET":     "V_" + name,
@@ -145,9 +146,19 @@ func tail(s string, n int) string {
 // start runs a binary with the deployment's environment.
 func (e *env) start(name string) {
 	e.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name))
+	e.startAs(name, name, nil)
+}
+
+// startAs runs binary as the process called name, with the deployment's
+// environment and extra on top (another PORT for a second API replica).
+func (e *env) startAs(name, binary string, extra map[string]string) {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, binary))
 	cmd.Env = os.Environ()
 	for k, v := range e.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	e.mu.Lock()
@@ -193,7 +204,13 @@ func (e *env) kill(name string, sig syscall.Signal) {
 }
 
 func (e *env) stopAll() {
-	for _, n := range []string{"ingestor", "api"} {
+	e.mu.Lock()
+	names := make([]string, 0, len(e.procs))
+	for n := range e.procs {
+		names = append(names, n)
+	}
+	e.mu.Unlock()
+	for _, n := range names {
 		e.kill(n, syscall.SIGKILL)
 	}
 }
@@ -253,6 +270,12 @@ func (e *env) metric(process, name string) float64 {
 	if process == "ingestor" {
 		port = e.vars["INGESTOR_PORT"]
 	}
+	return e.metricAt(port, name)
+}
+
+// metricAt sums the samples of a Prometheus metric served on port.
+func (e *env) metricAt(port, name string) float64 {
+	e.t.Helper()
 	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
 	if err != nil {
 		e.t.Fatal(err)

@@ -23,7 +23,8 @@ done <<'TARGETS'
 pkg/cdc FuzzDecodeEvent
 pkg/cdc FuzzDecoders
 pkg/cdc FuzzAppendJSON
-pkg/cdc FuzzLookup
+pkg/rawjson FuzzLookup
+pkg/rawjson FuzzAppendString
 pkg/cdc FuzzSubjectToken
 pkg/projection FuzzApply
 pkg/projection FuzzRestore

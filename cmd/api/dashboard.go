@@ -55,6 +55,13 @@ func (d *dashboard) explain(err error) error {
 	return err
 }
 
+// problem is why the view cannot read its stream now and since when; nil
+// when it can.
+func (d *dashboard) problem() (time.Time, error) {
+	h := d.Health()
+	return h.Since, h.Err
+}
+
 // watch logs the stream's problems when they start, change and end, not
 // at every retry, until ctx ends.
 func (d *dashboard) watch(ctx context.Context, logger *slog.Logger, every time.Duration) error {

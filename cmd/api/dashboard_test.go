@@ -18,6 +18,7 @@ import (
 	"github.com/reportes/reportes/internal/httpapi"
 	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/projection"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // start runs a dashboard as main wires it, against NATS at natsURL.
@@ -93,7 +94,7 @@ func TestHealthFollowsNATS(t *testing.T) {
 	}
 	js, _ := jetstream.New(nc)
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
-		Name: cdc.DefaultStreamName, Subjects: []string{cdc.DefaultSubjectPrefix + ".>"},
+		Name: stream.DefaultName, Subjects: []string{cdc.DefaultSubjectPrefix + ".>"},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,4 +140,3 @@ func TestLogChange(t *testing.T) {
 		}
 	}
 }
-

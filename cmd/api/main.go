@@ -20,6 +20,7 @@ import (
 	"github.com/reportes/reportes/internal/buildinfo"
 	"github.com/reportes/reportes/internal/config"
 	"github.com/reportes/reportes/internal/httpapi"
+	"github.com/reportes/reportes/pkg/live"
 	"github.com/reportes/reportes/pkg/projection"
 	"github.com/reportes/reportes/pkg/projection/pgview"
 )
@@ -44,11 +45,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	schema := projection.Schema{
-		Employees: cfg.EmployeesTable, CodeField: cfg.CodeColumn, RoleField: cfg.RoleColumn, ActiveField: cfg.ActiveColumn,
-		Orders: cfg.MongoDB + "." + cfg.MongoCollection, SellerField: cfg.SellerField, Title: cfg.Title,
-	}
-	view, err := projection.NewView(schema)
+	view, err := projection.NewView(schemaOf(cfg))
 	if err != nil {
 		return err
 	}
@@ -60,54 +57,31 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	}
 	defer nc.Close()
 	dash := newDashboard(view, reach)
-	opts := []projection.Option{
-		projection.WithStream(cfg.Stream),
-		projection.WithSubjectPrefix(cfg.SubjectPrefix),
-		projection.WithMetricUpdates(cfg.MetricsPrefix),
-		projection.WithDeadLetters(cfg.DeadLetter),
-		projection.WithLogger(logger),
-		projection.WithSnapshots(cfg.SnapshotBucket, cfg.SnapshotInterval),
-		projection.WithReplicas(cfg.Replicas),
-		// nats.go closes a connection for good on some server errors; the
-		// view keeps following the stream on a new one.
-		projection.WithRedial(connect),
+	table, err := openViewTable(ctx, cfg, view, logger)
+	if err != nil {
+		return err
 	}
-	var table *pgview.Writer
-	if cfg.ViewTable != "" {
-		if table, err = pgview.New(ctx, cfg.ViewPostgresURL, cfg.ViewTable, view, pgview.WithLogger(logger)); err != nil {
-			return fmt.Errorf("VIEW_TABLE=%s: %w", cfg.ViewTable, err)
-		}
-		opts = append(opts, projection.WithOnApplied(table.Changed))
-		logger.Info("keeping a copy of the view in PostgreSQL", "table", cfg.ViewTable, "database", config.Redact(cfg.ViewPostgresURL))
-	}
-	proj, err := projection.NewProjector(nc, view, opts...)
+	var proj *projection.Projector
+	lv := newLive(cfg, view.JSON, func() *nats.Conn { return proj.Conn() }, dash.problem, logger)
+	proj, err = projection.NewProjector(nc, view, append(projectorOptions(cfg, logger, connect, table), projection.WithUpdates(lv.add))...)
 	if err != nil {
 		return err
 	}
 	dash.proj = proj
 
-	addr := net.JoinHostPort("", strconv.Itoa(cfg.Port))
-	ln, err := net.Listen("tcp", addr)
+	srv, ln, err := listen(cfg, dash, lv.hub, logger)
 	if err != nil {
-		return fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
-	}
-	srv := &http.Server{
-		Handler:           httpapi.New(dash, logger, httpapi.WithBearerToken(cfg.APIToken)),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 16,
+		return err
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "version", buildinfo.Version, "nats", config.Redact(cfg.NatsURL), "stream", cfg.Stream)
-
-	serveDebug, err := httpapi.ListenDebug(cfg.DebugAddr, cfg.APIToken, logger)
+	serveDebug, err := httpapi.ListenDebug(cfg.DebugAddr, httpapi.WithBearerToken(cfg.APIToken), httpapi.WithLogger(logger))
 	if err != nil {
 		return fmt.Errorf("DEBUG_ADDR=%s: %w", cfg.DebugAddr, err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proj.Run(ctx) })
 	g.Go(func() error { return dash.watch(ctx, logger, time.Second) })
+	g.Go(func() error { return lv.run(ctx) })
 	if table != nil {
 		g.Go(func() error { return table.Run(ctx) })
 	}
@@ -118,4 +92,101 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// followers are those who follow the view's changes: the dashboard's
+// event stream, and the metric-update subjects unless they are off.
+type followers struct {
+	hub      *live.Hub
+	subjects *live.Subjects // nil when NATS_METRICS_PREFIX is empty
+}
+
+func newLive(cfg config.Config, dashboard func() []byte, conn func() *nats.Conn, problem func() (time.Time, error), logger *slog.Logger) *followers {
+	f := &followers{hub: live.NewHub(dashboard, live.WithInterval(cfg.LiveInterval), live.WithLogger(logger), live.WithHealth(problem))}
+	if cfg.MetricsPrefix != "" {
+		f.subjects = live.NewSubjects(conn, live.StreamConfig{
+			Name: cfg.MetricsStream, Prefix: cfg.MetricsPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas,
+		}, live.WithInterval(cfg.LiveInterval), live.WithLogger(logger))
+	}
+	return f
+}
+
+// add hands them an update of the view; it never blocks.
+func (f *followers) add(u projection.Update) {
+	f.hub.Add(u)
+	if f.subjects != nil {
+		f.subjects.Add(u)
+	}
+}
+
+func (f *followers) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return f.hub.Run(ctx) })
+	if f.subjects != nil {
+		g.Go(func() error { return f.subjects.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+func schemaOf(cfg config.Config) projection.Schema {
+	return projection.Schema{
+		Employees: cfg.EmployeesTable, CodeField: cfg.CodeColumn, RoleField: cfg.RoleColumn, ActiveField: cfg.ActiveColumn,
+		Orders: cfg.MongoDB + "." + cfg.MongoCollection, SellerField: cfg.SellerField, Title: cfg.Title,
+	}
+}
+
+// openViewTable opens the copy of view in PostgreSQL (VIEW_TABLE); nil
+// when there is none.
+func openViewTable(ctx context.Context, cfg config.Config, view *projection.View, logger *slog.Logger) (*pgview.Writer, error) {
+	if cfg.ViewTable == "" {
+		return nil, nil
+	}
+	table, err := pgview.New(ctx, cfg.ViewPostgresURL, cfg.ViewTable, view, pgview.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("VIEW_TABLE=%s: %w", cfg.ViewTable, err)
+	}
+	logger.Info("keeping a copy of the view in PostgreSQL", "table", cfg.ViewTable, "database", config.Redact(cfg.ViewPostgresURL))
+	return table, nil
+}
+
+// projectorOptions configures the projector from cfg; table, when not
+// nil, is told of every change.
+func projectorOptions(cfg config.Config, logger *slog.Logger, connect func() (*nats.Conn, error), table *pgview.Writer) []projection.Option {
+	opts := []projection.Option{
+		projection.WithStream(cfg.Stream),
+		projection.WithSubjectPrefix(cfg.SubjectPrefix),
+		projection.WithDeadLetters(cfg.DeadLetter),
+		projection.WithLogger(logger),
+		projection.WithSnapshots(cfg.SnapshotBucket, cfg.SnapshotInterval),
+		projection.WithReplicas(cfg.Replicas),
+		// nats.go closes a connection for good on some server errors; the
+		// view keeps following the stream on a new one.
+		projection.WithRedial(connect),
+	}
+	if table != nil {
+		opts = append(opts, projection.WithOnApplied(table.Changed))
+	}
+	if cfg.RebuildGCPercent != 0 {
+		gc := &rebuildGC{percent: cfg.RebuildGCPercent}
+		opts = append(opts, projection.WithRebuildHooks(gc.start, gc.ready))
+	}
+	return opts
+}
+
+// listen opens the API's port (PORT) and returns the server to run on it;
+// stream serves the dashboard's events.
+func listen(cfg config.Config, d httpapi.Dashboard, stream http.Handler, logger *slog.Logger) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(d, httpapi.WithLogger(logger), httpapi.WithBearerToken(cfg.APIToken), httpapi.WithStream(stream)),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 16,
+	}
+	return srv, ln, nil
 }

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,10 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -31,6 +31,7 @@ import (
 	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/cdc/mongo"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 func main() {
@@ -72,37 +73,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open jetstream: %w", err)
-	}
-	// The stream and bucket may be unreachable for a while (NATS starting):
-	// wait for them rather than crash-looping.
-	var checkpoints *cdc.Checkpoints
-	if err := retry(ctx, logger, "prepare JetStream stream and checkpoint bucket", func() error {
-		if _, down := reach.Problem(); down != nil {
-			return down // rather than the deadline the calls below would meet
-		}
-		if _, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas}); err != nil {
-			return err
-		}
-		checkpoints, err = cdc.OpenCheckpoints(ctx, js, cfg.CheckpointBucket, cdc.WithCheckpointReplicas(cfg.Replicas))
-		return err
-	}); err != nil {
-		return err
-	}
-
-	pg, err := postgres.New(postgres.Config{
-		ConnString: cfg.PostgresURL, Tables: []string{cfg.EmployeesTable},
-		Slot: cfg.Slot, Publication: cfg.Publication, Logger: logger.With("source", "postgres"),
-	}, checkpoints)
+	checkpoints, err := prepare(ctx, cfg, nc, reach, logger)
 	if err != nil {
 		return err
 	}
-	mg, err := mongo.New(mongo.Config{
-		URI: cfg.MongoURI, Database: cfg.MongoDB, Collection: cfg.MongoCollection, Mode: mode,
-		Logger: logger.With("source", "mongo"),
-	}, checkpoints)
+	pg, mg, err := newSources(cfg, mode, checkpoints, logger)
 	if err != nil {
 		return err
 	}
@@ -115,20 +90,20 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on INGESTOR_PORT=%d: %w", cfg.IngestorPort, err)
 	}
-	pubOpts := []cdc.PublisherOption{
-		cdc.WithSubjectPrefix(cfg.SubjectPrefix), cdc.WithPublisherLogger(logger),
-		cdc.WithKeepOnOversize(map[string][]string{
-			cfg.EmployeesTable:                      {cfg.CodeColumn, cfg.RoleColumn, cfg.ActiveColumn},
-			cfg.MongoDB + "." + cfg.MongoCollection: {strings.Split(cfg.SellerField, ".")[0]},
-		}),
-	}
-	serveDebug, err := httpapi.ListenDebug(cfg.IngestorDebug, cfg.APIToken, logger)
+	serveDebug, err := httpapi.ListenDebug(cfg.IngestorDebug, httpapi.WithBearerToken(cfg.APIToken), httpapi.WithLogger(logger))
 	if err != nil {
 		return fmt.Errorf("INGESTOR_DEBUG_ADDR=%s: %w", cfg.IngestorDebug, err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cdc.Supervise(ctx, nc, pg, logger, 10*time.Second, pubOpts...) })
-	g.Go(func() error { return cdc.Supervise(ctx, nc, mg, logger, 10*time.Second, pubOpts...) })
+	for _, src := range []source{pg, mg} {
+		// Each source's events keep, when too large to publish whole, the
+		// fields the source was told consumers need.
+		open := stream.Publishers(nc, stream.WithSubjectPrefix(cfg.SubjectPrefix), stream.WithLogger(logger),
+			stream.WithKeepOnOversize(src.KeepOnOversize()))
+		g.Go(func() error {
+			return cdc.Supervise(ctx, src, open, cdc.WithLogger(logger), cdc.WithMaxBackoff(10*time.Second))
+		})
+	}
 	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 5*time.Second) })
 	if serveDebug != nil {
 		g.Go(func() error { return serveDebug(ctx) })
@@ -138,54 +113,109 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return err
 }
 
-func adminServer(reach *config.Reach, token string, sources ...interface {
+// source is a capture source as the ingestor runs it.
+type source interface {
+	cdc.Source
+	KeepOnOversize() map[string][]string
+}
+
+// prepare makes sure the stream and the checkpoint bucket exist and opens
+// the bucket. They may be unreachable for a while (NATS starting): it waits
+// for them rather than crash-looping.
+func prepare(ctx context.Context, cfg config.Config, nc *nats.Conn, reach *config.Reach, logger *slog.Logger) (*stream.Checkpoints, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	var checkpoints *stream.Checkpoints
+	err = retry(ctx, logger, "prepare JetStream stream and checkpoint bucket", func() error {
+		if _, down := reach.Problem(); down != nil {
+			return down // rather than the deadline the calls below would meet
+		}
+		if _, err := stream.Ensure(ctx, js, stream.Config{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas}); err != nil {
+			return err
+		}
+		checkpoints, err = stream.OpenCheckpoints(ctx, js, cfg.CheckpointBucket, stream.WithCheckpointReplicas(cfg.Replicas))
+		return err
+	})
+	return checkpoints, err
+}
+
+// newSources returns the PostgreSQL and MongoDB sources. Each is told the
+// columns or fields the view reads (the EMPLOYEE_*_COLUMN and
+// ORDER_SELLER_FIELD settings), which its events must keep.
+func newSources(cfg config.Config, mode mongo.Mode, checkpoints *stream.Checkpoints, logger *slog.Logger) (*postgres.Source, *mongo.Source, error) {
+	pg, err := postgres.New(postgres.Config{
+		ConnString: cfg.PostgresURL, Tables: []string{cfg.EmployeesTable}, Slot: cfg.Slot, Publication: cfg.Publication,
+		Keep: []string{cfg.CodeColumn, cfg.RoleColumn, cfg.ActiveColumn},
+	}, checkpoints, postgres.WithLogger(logger.With("source", "postgres")))
+	if err != nil {
+		return nil, nil, err
+	}
+	mg, err := mongo.New(mongo.Config{
+		URI: cfg.MongoURI, Database: cfg.MongoDB, Collection: cfg.MongoCollection, Mode: mode,
+		Keep: []string{cfg.SellerField},
+	}, checkpoints, mongo.WithLogger(logger.With("source", "mongo")))
+	if err != nil {
+		return nil, nil, err
+	}
+	return pg, mg, nil
+}
+
+// readiness is the body of /healthz and /readyz.
+type readiness struct {
+	Status     string     `json:"status"`
+	Error      string     `json:"error,omitempty"`
+	Since      *time.Time `json:"since,omitempty"`
+	ForSeconds *int       `json:"for_seconds,omitempty"`
+}
+
+// streamer is a source as /readyz sees it.
+type streamer interface {
 	Name() string
 	Streaming() bool
-}) *http.Server {
+}
+
+func adminServer(reach *config.Reach, token string, sources ...streamer) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		httpapi.WriteJSON(w, http.StatusOK, readiness{Status: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if since, down := reach.Problem(); down != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"status": "not ready", "error": down.Error(),
-				"since": since.UTC(), "for_seconds": int(time.Since(since).Seconds()),
-			})
-			return
-		}
-		for _, s := range sources {
-			if !s.Streaming() {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(`{"status":"not ready","error":"` + s.Name() + ` source is not streaming yet (connecting or taking its snapshot)"}` + "\n"))
-				return
-			}
-		}
-		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+		code, body := ready(reach, sources)
+		httpapi.WriteJSON(w, code, body)
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
 	return &http.Server{Handler: httpapi.RequireToken(token, mux), ReadHeaderTimeout: 5 * time.Second}
 }
 
-func retry(ctx context.Context, logger *slog.Logger, what string, fn func() error) error {
-	backoff := 250 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		logger.Warn("retrying", "what", what, "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
+// ready answers /readyz: 503 while NATS cannot be reached (why, and since
+// when) or while a source is not streaming yet.
+func ready(reach *config.Reach, sources []streamer) (int, readiness) {
+	if since, down := reach.Problem(); down != nil {
+		utc, secs := since.UTC(), int(time.Since(since).Seconds())
+		return http.StatusServiceUnavailable, readiness{Status: "not ready", Error: down.Error(), Since: &utc, ForSeconds: &secs}
 	}
+	for _, s := range sources {
+		if !s.Streaming() {
+			return http.StatusServiceUnavailable, readiness{Status: "not ready",
+				Error: s.Name() + " source is not streaming yet (connecting or taking its snapshot)"}
+		}
+	}
+	return http.StatusOK, readiness{Status: "ready"}
+}
+
+// retry calls fn until it succeeds or ctx ends, waiting 250ms, doubling up
+// to 5s, after each failure.
+func retry(ctx context.Context, logger *slog.Logger, what string, fn func() error) error {
+	b := &backoff.ExponentialBackOff{InitialInterval: 250 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, fn() },
+		backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			logger.Warn("retrying", "what", what, "err", err, "backoff", wait)
+		}))
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }

@@ -1,6 +1,6 @@
 // Package cdctest runs a cdc.Source in a test against the test's NATS
-// server and reads back what it published, so that the tests of every source
-// share one harness.
+// server, through a stream.Publisher, and reads back what it published, so
+// that the tests of every source share one harness.
 package cdctest
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"github.com/reportes/reportes/internal/devstack"
 	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // Stream is a stream and checkpoint bucket of the test's own, and the source
@@ -26,7 +27,7 @@ type Stream struct {
 	Prefix      string
 	NC          *nats.Conn
 	JS          jetstream.JetStream
-	Checkpoints *cdc.Checkpoints
+	Checkpoints *stream.Checkpoints
 	stream      string
 	cancel      context.CancelFunc
 	done        chan error
@@ -46,10 +47,10 @@ func New(t testing.TB) *Stream {
 	if s.JS, err = jetstream.New(s.NC); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cdc.EnsureStream(ctx, s.JS, cdc.StreamConfig{Name: s.stream, SubjectPrefix: s.Prefix}); err != nil {
+	if _, err := stream.Ensure(ctx, s.JS, stream.Config{Name: s.stream, SubjectPrefix: s.Prefix}); err != nil {
 		t.Fatal(err)
 	}
-	if s.Checkpoints, err = cdc.OpenCheckpoints(ctx, s.JS, "P_"+name); err != nil {
+	if s.Checkpoints, err = stream.OpenCheckpoints(ctx, s.JS, "P_"+name); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -60,9 +61,9 @@ func New(t testing.TB) *Stream {
 }
 
 // Start runs src with a fresh Publisher until Stop.
-func (s *Stream) Start(src cdc.Source, opts ...cdc.PublisherOption) {
+func (s *Stream) Start(src cdc.Source, opts ...stream.PublisherOption) {
 	s.t.Helper()
-	pub, err := cdc.NewPublisher(s.NC, append([]cdc.PublisherOption{cdc.WithSubjectPrefix(s.Prefix)}, opts...)...)
+	pub, err := stream.NewPublisher(s.NC, append([]stream.PublisherOption{stream.WithSubjectPrefix(s.Prefix)}, opts...)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -39,6 +39,8 @@ type Config struct {
 	Stream           string
 	SubjectPrefix    string
 	MetricsPrefix    string
+	MetricsStream    string
+	LiveInterval     time.Duration
 	DeadLetter       string
 	CheckpointBucket string
 	Duplicates       time.Duration
@@ -55,6 +57,7 @@ type Config struct {
 	ViewPostgresURL  string
 	SnapshotBucket   string
 	SnapshotInterval time.Duration
+	RebuildGCPercent int
 	NatsCreds        string
 	NatsTLSCA        string
 	NatsTLSCert      string

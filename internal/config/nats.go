@@ -37,14 +37,40 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger, opts ...NATSOption
 		o.reach = NewReach(c.NatsURL)
 	}
 	r := o.reach
-	nopts := []nats.Option{
+	nopts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+	}, r.handlers(logger, c.NatsURL)...)
+	if c.NatsCreds != "" {
+		nopts = append(nopts, nats.UserCredentials(c.NatsCreds))
+	}
+	if c.NatsTLSCA != "" {
+		nopts = append(nopts, nats.RootCAs(c.NatsTLSCA))
+	}
+	if c.NatsTLSCert != "" {
+		nopts = append(nopts, nats.ClientCert(c.NatsTLSCert, c.NatsTLSKey))
+	}
+	r.connecting()
+	nc, err := nats.Connect(c.NatsURL, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(c.NatsURL), err)
+	}
+	if nc.IsConnected() {
+		r.up()
+	}
+	return nc, nil
+}
+
+// handlers are the client callbacks that keep r current and log what an
+// operator needs: a disconnection, why reconnecting fails (once per
+// reason), the reconnection, asynchronous errors.
+func (r *Reach) handlers(logger *slog.Logger, url string) []nats.Option {
+	return []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			r.down(err)
-			logger.Warn("disconnected from NATS", "url", Redact(c.NatsURL), "err", err)
+			logger.Warn("disconnected from NATS", "url", Redact(url), "err", err)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if r.failed(err) {
@@ -76,24 +102,6 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger, opts ...NATSOption
 			logger.Warn("NATS asynchronous error", "subject", subject, "err", err)
 		}),
 	}
-	if c.NatsCreds != "" {
-		nopts = append(nopts, nats.UserCredentials(c.NatsCreds))
-	}
-	if c.NatsTLSCA != "" {
-		nopts = append(nopts, nats.RootCAs(c.NatsTLSCA))
-	}
-	if c.NatsTLSCert != "" {
-		nopts = append(nopts, nats.ClientCert(c.NatsTLSCert, c.NatsTLSKey))
-	}
-	r.connecting()
-	nc, err := nats.Connect(c.NatsURL, nopts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(c.NatsURL), err)
-	}
-	if nc.IsConnected() {
-		r.up()
-	}
-	return nc, nil
 }
 
 // Reach is whether NATS could be reached, as the client saw it: since when

@@ -110,6 +110,11 @@ var sections = []section{
 		{Name: "NATS_METRICS_PREFIX", Default: "reportes.metrics", Help: "subject prefix of metric updates (empty: off)",
 			parse: text(func(t *target) *string { return &t.MetricsPrefix },
 				because("a subject without wildcards like reportes.metrics, or empty for off", checkSubject))},
+		{Name: "NATS_METRICS_STREAM", Default: "REPORTES_METRICS", Help: "JetStream stream of metric updates, the last per subject; the API creates it",
+			parse: required("a value", text(func(t *target) *string { return &t.MetricsStream },
+				because("a stream name like REPORTES_METRICS", checkStream)))},
+		{Name: "LIVE_INTERVAL", Default: "100ms", Help: "during a burst, at most one metric update per subject and one event per stream client this often; a change after a quiet interval goes out at once (0: every change)",
+			parse: duration(func(t *target) *time.Duration { return &t.LiveInterval }, 0, "a duration like 100ms, or 0 for every change")},
 		{Name: "NATS_DEAD_LETTER_SUBJECT", Default: "reportes.deadletter", Help: "subject of events the view could not apply (empty: off)",
 			parse: text(func(t *target) *string { return &t.DeadLetter },
 				because("a subject without wildcards like reportes.deadletter, or empty for off", checkSubject))},
@@ -165,6 +170,9 @@ var sections = []section{
 				because("a bucket name like reportes_view, or empty for off", checkBucket))},
 		{Name: "VIEW_SNAPSHOT_INTERVAL", Default: "1m", Help: "how often the API saves a view snapshot once ready, and when it stops (0: off)",
 			parse: duration(func(t *target) *time.Duration { return &t.SnapshotInterval }, 0, "a duration like 1m, or 0 to disable")},
+		{Name: "REBUILD_GC_PERCENT", Default: "400", Help: "GC percent (as GOGC) while the API replays the stream into its view, until ready: higher saves CPU for decoding, " +
+			"the memory peak grows; when ready, the previous one is restored and memory given back to the OS (0: off, GOGC throughout; -1: collect only near GOMEMLIMIT until ready)",
+			parse: number(func(t *target) *int { return &t.RebuildGCPercent }, -1, 10000, "a GC percent from 1 to 10000 like 400, 0 for off or -1 for no collection until ready")},
 	}},
 }
 

@@ -20,7 +20,9 @@ import (
 func compressed(next http.Handler) http.Handler {
 	// zstd off: the handlers' cached bodies are gzip, and a client
 	// offering both would otherwise get zstd compressed per request.
-	wrap, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false))
+	// Event streams pass uncompressed: a compressor per connection would
+	// cost each client far more memory than the stream itself.
+	wrap, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false), gzhttp.ExceptContentTypes([]string{"text/event-stream"}))
 	if err != nil {
 		panic(err) // only invalid options fail, and these are constant
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"testing"
@@ -44,7 +43,7 @@ func bigDashboard(n int) []byte {
 // Vary; clients without gzip and HEAD get the identity body's headers.
 func TestGzip(t *testing.T) {
 	dash := bigDashboard(200)
-	h := New(&healthy{body: dash, health: Health{Ready: true}}, slog.New(slog.DiscardHandler))
+	h := New(&healthy{body: dash, health: Health{Ready: true}})
 	swagger, _ := assets.ReadFile("assets/swagger-ui-bundle.js")
 	for _, tt := range []struct {
 		path string
@@ -114,7 +113,7 @@ func TestGzipIsCached(t *testing.T) {
 
 // TestAssetRanges: the identity asset still answers ranges.
 func TestAssetRanges(t *testing.T) {
-	h := New(&fake{}, slog.New(slog.DiscardHandler))
+	h := New(&fake{})
 	rec := get(h, "GET", "/docs/assets/swagger-ui.css", "Range", "bytes=0-9", "Accept-Encoding", "gzip")
 	if rec.Code != http.StatusPartialContent || rec.Body.Len() != 10 || rec.Header().Get("Content-Encoding") != "" {
 		t.Errorf("range: %d, %d bytes, Content-Encoding %q", rec.Code, rec.Body.Len(), rec.Header().Get("Content-Encoding"))
@@ -136,7 +135,7 @@ func (d *discard) WriteHeader(int)             {}
 // an identity GET does (1,000 sellers).
 func BenchmarkDashboardGET(b *testing.B) {
 	body := bigDashboard(1000)
-	h := New(&healthy{body: body, health: Health{Ready: true}}, slog.New(slog.DiscardHandler))
+	h := New(&healthy{body: body, health: Health{Ready: true}})
 	for _, ae := range []string{"identity", "gzip"} {
 		b.Run(ae, func(b *testing.B) {
 			req, _ := http.NewRequest("GET", "/reportes/dashboard", nil)

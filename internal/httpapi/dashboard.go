@@ -62,12 +62,14 @@ const StaleHeader = "X-Reportes-Stale"
 
 // dashboardHandler serves the dashboard: 503 until the view is ready, the
 // cached body while the stream can be read, and the last view marked stale
-// while it cannot.
+// while it cannot. Its ETag is the view's sequence; the query filters and
+// limits the detail, the totals unchanged.
 type dashboardHandler struct {
-	d      Dashboard
-	health func() Health
-	stale  staleCache
-	gz     gzipCache
+	d       Dashboard
+	health  func() Health
+	stale   staleCache
+	gz      gzipCache
+	decoded decoded
 }
 
 func newDashboardHandler(d Dashboard) *dashboardHandler {
@@ -75,7 +77,37 @@ func newDashboardHandler(d Dashboard) *dashboardHandler {
 }
 
 func (dh *dashboardHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	body, h, ok := dh.current(w, r)
+	if !ok || notModified(w, r, etag(body, h)) {
+		return
+	}
+	if f.none() {
+		writeBody(w, r, "application/json", body, func() []byte { return dh.gz.get(body) })
+		return
+	}
+	d, _, err := dh.decoded.get(body)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	f.apply(&d)
+	if h.Err != nil {
+		writeJSON(w, http.StatusOK, staleOf(d, h))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// current returns the body to serve and the health it was read with, or
+// answers 503 (not ready) and returns false. A stale body is marked.
+func (dh *dashboardHandler) current(w http.ResponseWriter, _ *http.Request) ([]byte, Health, bool) {
 	h := dh.health()
+	w.Header().Set("Cache-Control", "no-cache")
 	if !h.Ready {
 		retry := retryCatchingUp
 		if h.Err != nil {
@@ -84,15 +116,14 @@ func (dh *dashboardHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", retry)
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": h.notReady()})
-		return
+		return nil, h, false
 	}
 	body := dh.d.JSON()
 	if h.Err != nil {
 		body = dh.stale.render(body, h)
 		w.Header().Set(StaleHeader, strconv.FormatInt(staleSeconds(h.Since, time.Now()), 10))
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeBody(w, r, "application/json", body, func() []byte { return dh.gz.get(body) })
+	return body, h, true
 }
 
 // staleSeconds is how long the stream has been unreadable, in whole
@@ -116,6 +147,15 @@ type staleFreshness struct {
 	Conectado        bool      `json:"conectado"`
 	SinConexionDesde time.Time `json:"sin_conexion_desde"`
 	Error            string    `json:"error"`
+}
+
+// staleOf is d with the fields that say it is stale.
+func staleOf(d projection.Dashboard, h Health) staleDashboard {
+	sd := staleDashboard{Dashboard: d}
+	sd.Frescura.Freshness = d.Frescura
+	sd.Frescura.SinConexionDesde = h.Since.UTC()
+	sd.Frescura.Error = h.Err.Error()
+	return sd
 }
 
 // staleCache keeps the stale rendering of one body, so an outage costs one
@@ -142,14 +182,11 @@ func (c *staleCache) render(body []byte, h Health) []byte {
 	if c.body != nil && c.key == key {
 		return c.body
 	}
-	var d staleDashboard
+	var d projection.Dashboard
 	if err := json.Unmarshal(body, &d); err != nil {
 		return body
 	}
-	d.Frescura.Conectado = false
-	d.Frescura.SinConexionDesde = h.Since.UTC()
-	d.Frescura.Error = key.err
-	out, err := json.Marshal(d)
+	out, err := json.Marshal(staleOf(d, h))
 	if err != nil {
 		return body
 	}

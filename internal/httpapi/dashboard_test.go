@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -91,7 +90,7 @@ func TestDashboardNotReady(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v, _ := projection.NewView(projection.DefaultSchema())
-			h := New(&healthy{body: v.JSON(), health: tt.health}, slog.New(slog.DiscardHandler))
+			h := New(&healthy{body: v.JSON(), health: tt.health})
 			rec := get(h, "GET", "/reportes/dashboard")
 			var e map[string]string
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
@@ -114,7 +113,7 @@ func TestDashboardStale(t *testing.T) {
 	v := sampleView(t)
 	since := time.Now().Add(-90 * time.Second).Truncate(time.Millisecond)
 	d := &healthy{body: v.JSON(), health: Health{Ready: true, Err: errNATS, Since: since}}
-	h := New(d, slog.New(slog.DiscardHandler))
+	h := New(d)
 
 	rec := get(h, "GET", "/reportes/dashboard")
 	if rec.Code != http.StatusOK {
@@ -190,7 +189,7 @@ func TestReadyz(t *testing.T) {
 		{"ready", Health{Ready: true}, 200, "ready", "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := get(New(&healthy{health: tt.health}, slog.New(slog.DiscardHandler)), "GET", "/readyz")
+			rec := get(New(&healthy{health: tt.health}), "GET", "/readyz")
 			var got struct {
 				Status     string     `json:"status"`
 				Error      string     `json:"error"`

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -31,17 +30,18 @@ func DebugHandler(token string) http.Handler {
 // DebugHandler there until its context ends; with addr empty (profiles
 // off) it returns nil. Listening first makes a busy or wrong address fail
 // at start, not later in the background.
-func ListenDebug(addr, token string, logger *slog.Logger) (func(context.Context) error, error) {
+func ListenDebug(addr string, opts ...Option) (func(context.Context) error, error) {
 	if addr == "" {
 		return nil, nil
 	}
+	o := newOptions(opts)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for profiles: %w", err)
 	}
-	logger.Info("serving Go profiles", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	o.logger.Info("serving Go profiles", "addr", ln.Addr().String(), "path", "/debug/pprof/")
 	// No write timeout: a CPU profile or a trace answers after the
 	// seconds it was asked to run.
-	srv := &http.Server{Handler: DebugHandler(token), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: DebugHandler(o.token), ReadHeaderTimeout: 5 * time.Second}
 	return func(ctx context.Context) error { return Serve(ctx, srv, ln, time.Second) }, nil
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -19,14 +18,14 @@ func TestListenDebug(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	serve, err := ListenDebug(addr, "s3cret", slog.New(slog.DiscardHandler))
+	serve, err := ListenDebug(addr, WithBearerToken("s3cret"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ListenDebug(addr, "", slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := ListenDebug(addr); err == nil {
 		t.Fatal("second ListenDebug on a busy address: no error")
 	}
-	if off, err := ListenDebug("", "", nil); off != nil || err != nil {
+	if off, err := ListenDebug(""); off != nil || err != nil {
 		t.Fatalf("ListenDebug with no address: serve func %t, error %v; want none", off != nil, err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())

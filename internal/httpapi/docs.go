@@ -7,10 +7,13 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/reportes/reportes/internal/httpapi/web"
 )
 
 // OpenAPI is the OpenAPI 3 document of the API, served at /openapi.json.
@@ -29,10 +32,10 @@ var assets embed.FS
 // public lists the paths served without a bearer token.
 func public(path string) bool {
 	switch path {
-	case "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc":
-		return true
+	case "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/":
+		return true // the page holds no data: it asks for the token itself
 	}
-	return len(path) > len("/docs/assets/") && path[:len("/docs/assets/")] == "/docs/assets/"
+	return strings.HasPrefix(path, "/docs/assets/") || strings.HasPrefix(path, web.AssetPrefix)
 }
 
 func docRoutes(r *mux.Router) {

@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reportes/reportes/internal/httpapi/web"
 )
 
 // Dashboard is what the API serves: the encoded dashboard and whether the
@@ -46,27 +48,52 @@ var metricRequests = promauto.NewHistogramVec(prometheus.HistogramOpts{
 // takes a body.
 const maxRequestBytes = 1 << 16
 
-// Option configures the handler.
+// Option configures the handler (New) or the profiles' listener
+// (ListenDebug).
 type Option func(*options)
 
-type options struct{ token string }
+type options struct {
+	token  string
+	logger *slog.Logger
+	stream http.Handler
+}
 
-// WithBearerToken requires "Authorization: Bearer <token>" on every route
-// but the probes (/healthz, /readyz) and the documentation.
-func WithBearerToken(token string) Option { return func(o *options) { o.token = token } }
-
-// New returns the API handler.
-func New(d Dashboard, logger *slog.Logger, opts ...Option) http.Handler {
-	var o options
+func newOptions(opts []Option) options {
+	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return compressed(recoverer(limitBody(RequireToken(o.token, router(d, logger))), logger))
+	return o
 }
 
-func router(d Dashboard, logger *slog.Logger) *mux.Router {
+// WithBearerToken requires "Authorization: Bearer <token>" on every route
+// but the probes (/healthz, /readyz) and the documentation; on every
+// request to the profiles. Empty requires none.
+func WithBearerToken(token string) Option { return func(o *options) { o.token = token } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithStream serves stream (Server-Sent Events of the dashboard) at
+// /reportes/dashboard/stream, behind the same readiness rule as the
+// dashboard: 503 until the view has caught up once.
+func WithStream(stream http.Handler) Option { return func(o *options) { o.stream = stream } }
+
+// New returns the API handler.
+func New(d Dashboard, opts ...Option) http.Handler {
+	o := newOptions(opts)
+	return compressed(recoverer(limitBody(RequireToken(o.token, router(d, o))), o.logger))
+}
+
+func router(d Dashboard, o options) *mux.Router {
 	r := mux.NewRouter()
-	r.Handle("/reportes/dashboard", newDashboardHandler(d)).Methods(http.MethodGet, http.MethodHead)
+	dataRoutes(r, d, o.stream)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
@@ -165,6 +192,23 @@ type statusWriter struct {
 	code int
 }
 
+// dataRoutes serves the view: the dashboard, one seller, the event stream
+// and the live page.
+func dataRoutes(r *mux.Router, d Dashboard, stream http.Handler) {
+	dash := newDashboardHandler(d)
+	r.Handle("/reportes/dashboard", dash).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/reportes/vendedores/{codigo}", sellerHandler{dash}).Methods(http.MethodGet, http.MethodHead)
+	if stream != nil {
+		r.Handle("/reportes/dashboard/stream", whenReady(dash, stream)).Methods(http.MethodGet)
+	}
+	r.Handle("/", web.Handler()).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(web.AssetPrefix).Handler(web.Handler()).Methods(http.MethodGet, http.MethodHead)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// write deadlines of the event stream).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusWriter) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
@@ -190,6 +234,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// WriteJSON answers with status code and v as a JSON body, as every route
+// of the API does: for other servers of the project (the ingestor's admin
+// routes) to answer the same way.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
 
 // Serve serves srv on ln until ctx ends, then shuts it down gracefully,
 // giving requests in flight up to grace to finish.

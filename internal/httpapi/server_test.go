@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,7 +18,7 @@ func (f *fake) Ready() bool  { return f.ready }
 
 func TestRoutes(t *testing.T) {
 	d := &fake{body: []byte(`{"titulo":"x"}` + "\n"), ready: true}
-	h := New(d, slog.New(slog.DiscardHandler))
+	h := New(d)
 	tests := []struct {
 		method, path string
 		body         string
@@ -68,14 +67,14 @@ func (panicky) Ready() bool  { return true }
 
 func TestPanicsBecome500(t *testing.T) {
 	rec := httptest.NewRecorder()
-	New(panicky{}, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", "/reportes/dashboard", nil))
+	New(panicky{}).ServeHTTP(rec, httptest.NewRequest("GET", "/reportes/dashboard", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "internal error") {
 		t.Fatalf("got %d %q", rec.Code, rec.Body.String())
 	}
 }
 
 func TestBearerToken(t *testing.T) {
-	h := New(&fake{body: []byte("{}"), ready: true}, slog.New(slog.DiscardHandler), WithBearerToken("s3cret"))
+	h := New(&fake{body: []byte("{}"), ready: true}, WithBearerToken("s3cret"))
 	for _, tt := range []struct {
 		path, auth string
 		code       int

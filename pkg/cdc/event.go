@@ -66,7 +66,7 @@ type Event struct {
 	Before json.RawMessage `json:"before,omitempty"`
 	// Truncated is set when the event would not fit in a NATS message: After
 	// then holds only the fields consumers were declared to need (see
-	// WithKeepOnOversize) and Before is dropped.
+	// stream.WithKeepOnOversize) and Before is dropped.
 	Truncated bool `json:"truncated,omitempty"`
 }
 
@@ -98,15 +98,8 @@ func (e *Event) Validate() error {
 	return nil
 }
 
-// Decode parses and validates an encoded Event in one pass over its bytes
-// (scan.go): rebuilding a view from millions of events is bound by it. Field
-// names are matched exactly; unknown fields are ignored; after and before are
-// kept raw once their structure is known to be valid JSON. They share data's
-// bytes rather than copy them: data must not change while e is in use.
-func Decode(data []byte, e *Event) error {
-	*e = Event{}
-	return decodeFast(data, e)
-}
+// DefaultSubjectPrefix is the subject prefix of change events.
+const DefaultSubjectPrefix = "reportes.cdc"
 
 // Subject returns the subject an event for collection is published on:
 // prefix.source.collection, with characters that NATS reserves in subject

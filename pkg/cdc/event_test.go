@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reportes/reportes/pkg/rawjson"
 )
 
 func TestDecode(t *testing.T) {
@@ -165,7 +167,7 @@ func FuzzAppendJSON(f *testing.F) {
 			return
 		}
 		got := ev.AppendJSON(nil)
-		if b, s := AppendString(nil, []byte(key)), AppendString(nil, key); !bytes.Equal(b, s) {
+		if b, s := rawjson.AppendString(nil, []byte(key)), rawjson.AppendString(nil, key); !bytes.Equal(b, s) {
 			t.Fatalf("AppendString of %q: from bytes %s, from a string %s", key, b, s)
 		}
 		if len(ev.After) == 0 {

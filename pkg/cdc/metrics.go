@@ -12,26 +12,6 @@ var (
 		Name: "reportes_cdc_events_read_total",
 		Help: "Change events read from a source, by source.",
 	}, []string{"source"})
-	metricPublished = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reportes_cdc_events_published_total",
-		Help: "Change events acknowledged by JetStream, by source.",
-	}, []string{"source"})
-	metricDuplicates = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reportes_cdc_events_duplicate_total",
-		Help: "Change events JetStream acknowledged as duplicates of an earlier publish, by source.",
-	}, []string{"source"})
-	metricInflight = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "reportes_cdc_publish_inflight",
-		Help: "Change events published to JetStream and not yet acknowledged, by source. It sits at its bound (4096) while JetStream is slower than the source, and near 0 while the source is slower.",
-	}, []string{"source"})
-	metricPublishErrors = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reportes_cdc_publish_errors_total",
-		Help: "Publishes that failed, by source.",
-	}, []string{"source"})
-	metricTruncated = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reportes_cdc_events_truncated_total",
-		Help: "Events too large for a NATS message, published with only the fields consumers need.",
-	}, []string{"source"})
 	metricIgnored = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reportes_cdc_entries_ignored_total",
 		Help: "Source entries that describe no document change (commands, unknown operations), by source and operation.",
@@ -73,9 +53,6 @@ var (
 
 // CountRead records that a source read n events.
 func CountRead(source string, n int) { readCounters.of(source).Add(float64(n)) }
-
-// CountSnapshot records a snapshot taken for reason.
-func CountSnapshot(source, reason string) { metricSnapshots.WithLabelValues(source, reason).Inc() }
 
 // SetLastCommit records the commit time (Unix seconds) of the last change read.
 func SetLastCommit(source string, unixSeconds float64) {

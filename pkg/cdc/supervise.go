@@ -7,73 +7,74 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/cenkalti/backoff/v5"
 )
 
-// Source is a change capture source: it reads changes and hands them to pub
-// until ctx ends or something fails. Run returns nil or ctx's error on a
-// clean stop and any other error when it must be restarted.
-type Source interface {
-	Name() string
-	Run(ctx context.Context, pub *Publisher) error
+// Opener opens the Publisher one run of a source publishes through, and
+// the function that releases it once the run is over. Every run gets a
+// fresh one: a Publisher that failed takes nothing more.
+type Opener func() (pub Publisher, release func(), err error)
+
+// Option configures Supervise.
+type Option func(*superviseOptions)
+
+type superviseOptions struct {
+	logger     *slog.Logger
+	maxBackoff time.Duration
 }
 
-// Supervise runs src with a fresh Publisher, restarting it with exponential
-// backoff (up to maxBackoff) after every failure, until ctx ends. Because a
-// restarted source resumes from its last acknowledged position, a failure
-// never loses or reorders events; at worst it republishes some, which the
-// stream deduplicates.
-func Supervise(ctx context.Context, nc *nats.Conn, src Source, logger *slog.Logger, maxBackoff time.Duration, opts ...PublisherOption) error {
-	backoff := 100 * time.Millisecond
-	for {
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *superviseOptions) { o.logger = l } }
+
+// WithMaxBackoff bounds the wait between two runs (default 10s).
+func WithMaxBackoff(d time.Duration) Option { return func(o *superviseOptions) { o.maxBackoff = d } }
+
+// Supervise runs src with a fresh Publisher from open, restarting it with
+// exponential backoff (100ms doubling up to the maximum, from 100ms again
+// after a run that lasted a minute) after every failure, until ctx ends,
+// which is a clean stop (nil). Because a restarted source resumes from its
+// last acknowledged position, a failure never loses or reorders events; at
+// worst it republishes some, which the stream deduplicates. An error
+// wrapping ErrPermanent ends it with that error.
+func Supervise(ctx context.Context, src Source, open Opener, opts ...Option) error {
+	o := superviseOptions{logger: slog.New(slog.DiscardHandler), maxBackoff: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: o.maxBackoff}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		started := time.Now()
-		err := runOnce(ctx, nc, src, opts)
-		if ctx.Err() != nil {
-			return nil //nolint:nilerr // stopping on request is a clean exit
-		}
+		err := runOnce(ctx, src, open)
 		if errors.Is(err, ErrPermanent) {
-			return fmt.Errorf("source %s: %w", src.Name(), err)
+			return struct{}{}, backoff.Permanent(fmt.Errorf("source %s: %w", src.Name(), err))
 		}
 		if time.Since(started) > time.Minute {
-			backoff = 100 * time.Millisecond
+			b.Reset()
 		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
 		metricRestarts.WithLabelValues(src.Name()).Inc()
-		logger.Error("source stopped; restarting from its last acknowledged position",
-			"source", src.Name(), "err", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(backoff*2, maxBackoff)
+		o.logger.Error("source stopped; restarting from its last acknowledged position",
+			"source", src.Name(), "err", err, "backoff", wait)
+	}))
+	if ctx.Err() != nil {
+		return nil //nolint:nilerr // stopping on request is a clean exit
 	}
-}
-
-func runOnce(ctx context.Context, nc *nats.Conn, src Source, opts []PublisherOption) error {
-	pub, err := NewPublisher(nc, opts...)
-	if err != nil {
-		return err
-	}
-	defer pub.Close()
-	err = src.Run(ctx, pub)
-	if err == nil {
-		err = errors.New("source returned without error")
+	var permanent *backoff.PermanentError
+	if errors.As(err, &permanent) {
+		return permanent.Err
 	}
 	return err
 }
 
-// ErrPermanent marks a failure that restarting cannot heal: a wrong
-// password, a missing grant, database or table. Supervise returns an error
-// wrapping it instead of restarting the source, so the process exits with
-// the reason rather than retrying for ever.
-var ErrPermanent = errors.New("permanent failure")
-
-// Permanent wraps err with ErrPermanent (nil stays nil).
-func Permanent(err error) error {
-	if err == nil {
-		return nil
+func runOnce(ctx context.Context, src Source, open Opener) error {
+	pub, release, err := open()
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%w: %w", ErrPermanent, err)
+	defer release()
+	if err := src.Run(ctx, pub); err != nil {
+		return err
+	}
+	return errors.New("source returned without error")
 }

@@ -57,7 +57,7 @@ type Health struct {
 
 // health records the projector's problems reaching the stream.
 type health struct {
-	downSince atomic.Int64             // unix nanos the connection was lost; 0 while connected
+	downSince atomic.Int64            // unix nanos the connection was lost; 0 while connected
 	streamErr atomic.Pointer[problem] // the last failure to read the stream while connected
 }
 
@@ -89,6 +89,10 @@ func (p *Projector) Health() Health {
 	}
 	return h
 }
+
+// Conn is the connection the projector reads the stream on now: it
+// replaces one the client closed (WithRedial).
+func (p *Projector) Conn() *nats.Conn { return p.link.Load().nc }
 
 // streamFailed records err, a failure to read the stream while connected;
 // nil records that the stream was read.

@@ -16,41 +16,16 @@ import (
 	"github.com/reportes/reportes/pkg/cdc"
 )
 
-// metricLog collects the metric updates a projector publishes.
-type metricLog struct {
+// updateLog collects the updates a projector hands out.
+type updateLog struct {
 	mu      sync.Mutex
-	globals []GlobalUpdate
-	sellers map[string][]SellerUpdate // by subject
+	updates []Update
 }
 
-func subscribeMetrics(t *testing.T, nc *nats.Conn, prefix string) *metricLog {
-	t.Helper()
-	l := &metricLog{sellers: map[string][]SellerUpdate{}}
-	sub, err := nc.Subscribe(prefix+".>", func(m *nats.Msg) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if m.Subject == prefix+".global" {
-			var g GlobalUpdate
-			if err := json.Unmarshal(m.Data, &g); err != nil {
-				t.Errorf("global update %s: %v", m.Data, err)
-			}
-			l.globals = append(l.globals, g)
-			return
-		}
-		var s SellerUpdate
-		if err := json.Unmarshal(m.Data, &s); err != nil {
-			t.Errorf("seller update %s: %v", m.Data, err)
-		}
-		l.sellers[m.Subject] = append(l.sellers[m.Subject], s)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return l
+func (l *updateLog) add(u Update) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.updates = append(l.updates, u)
 }
 
 // viewAt replays the harness's stream up to seq into a fresh view.
@@ -75,19 +50,19 @@ func (h *snapshotHarness) viewAt(seq uint64) *View {
 	return v
 }
 
-// TestMetricUpdatesAreTheViewAtTheirSeq: a burst of orders, some without a
+// TestUpdatesAreTheViewAtTheirSeq: a burst of orders, some without a
 // usable seller and one for an employee whose code is 10 KB long. Every
-// metric update carries exactly the view's figures at its seq, the last
-// totals equal the view's final ones (dead-lettered orders move them too),
-// and the long code neither breaks the connection nor makes a subject
-// longer than NATS allows.
-func TestMetricUpdatesAreTheViewAtTheirSeq(t *testing.T) {
+// line and every total an update carries is exactly the view's at its seq,
+// the last totals equal the view's final ones (orders that could not be
+// used move them too), and the first update, when the view becomes ready,
+// holds every employee's line.
+func TestUpdatesAreTheViewAtTheirSeq(t *testing.T) {
 	h := newSnapshotHarness(t)
 	long := strings.Repeat("L", 10<<10)
 	h.publish(5)
 	h.pub(emp(cdc.OpInsert, long, "vendedor", true, 1))
-	log := subscribeMetrics(t, h.nc, "snap.metrics")
-	p, stop := h.run(WithSnapshots("", 0), WithMetricUpdates("snap.metrics"))
+	var log updateLog
+	p, stop := h.run(WithSnapshots("", 0), WithUpdates(log.add))
 	defer stop()
 
 	ctx := context.Background()
@@ -118,36 +93,36 @@ func TestMetricUpdatesAreTheViewAtTheirSeq(t *testing.T) {
 	devstack.Eventually(t, 30*time.Second, func() (bool, string) {
 		log.mu.Lock()
 		defer log.mu.Unlock()
-		n := len(log.globals)
+		n := len(log.updates)
 		if n == 0 {
-			return false, "no global update"
+			return false, "no update"
 		}
-		last := log.globals[n-1]
-		return last.Seq == h.lastSeq() && last.Global == want, fmt.Sprintf("last global %+v, view %+v at seq %d", last, want, h.lastSeq())
+		last := log.updates[n-1]
+		return last.Seq == h.lastSeq() && last.Totals != nil && last.Totals.Global == want,
+			fmt.Sprintf("last update at %d with %+v, view %+v at seq %d", last.Seq, last.Totals, want, h.lastSeq())
 	})
-	if !h.nc.IsConnected() {
-		t.Fatal("the connection was closed")
-	}
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	for _, g := range log.globals {
-		if ref := h.viewAt(g.Seq).Totals(); g.Global != ref {
-			t.Errorf("global update labelled seq %d holds %+v; the view at that seq holds %+v", g.Seq, g.Global, ref)
-		}
+	if first := log.updates[0]; first.Totals == nil || len(first.Sellers) != len(p.View().Dashboard().DetallePorVendedor) {
+		t.Errorf("the first update holds %d lines, want every employee's", len(first.Sellers))
 	}
-	for subject, updates := range log.sellers {
-		if len(subject) > 256 {
-			t.Errorf("subject of %d bytes", len(subject))
+	from := log.updates[0].Seq
+	for _, u := range log.updates[1:] {
+		if u.From != from {
+			t.Errorf("update covers (%d, %d], the previous ended at %d", u.From, u.Seq, from)
 		}
-		for _, u := range updates {
-			ref, _ := h.viewAt(u.Seq).Seller(u.Empleado)
-			if u.Seller != ref {
-				t.Errorf("%s labelled seq %d holds %+v; the view at that seq holds %+v", subject, u.Seq, u.Seller, ref)
+		from = u.Seq
+		if u.Totals != nil {
+			if ref := h.viewAt(u.Totals.Seq).Totals(); u.Totals.Global != ref {
+				t.Errorf("totals labelled seq %d hold %+v; the view at that seq holds %+v", u.Totals.Seq, u.Totals.Global, ref)
 			}
 		}
-	}
-	if len(log.sellers) == 0 {
-		t.Error("no seller update")
+		for _, s := range u.Sellers {
+			ref, isEmp := h.viewAt(s.Seq).Seller(s.Empleado)
+			if s.Seller != ref || s.EsEmpleado != isEmp {
+				t.Errorf("%.20s labelled seq %d holds %+v; the view at that seq holds %+v", s.Empleado, s.Seq, s.Seller, ref)
+			}
+		}
 	}
 }
 

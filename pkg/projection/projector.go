@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,10 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // Projector feeds a View from the event stream: it replays the stream from
@@ -26,25 +27,26 @@ import (
 // sequence after a gap or a disconnect, so the view sees every event once
 // and in order; View.Apply's idempotency covers the rest.
 type Projector struct {
-	gcRestore atomic.Int32 // 0: untouched, 1: raised for the rebuild, 2: restored
-	gcPrev    atomic.Int64
-	link      atomic.Pointer[link]
-	health    health
-	started   time.Time
-	view      *View
-	opts      projectorOptions
-	ready     atomic.Bool
-	target    atomic.Uint64
-	snaps     *snapshots // nil without WithSnapshots
-	restored  bool       // a restore was attempted
-	missed    uint64     // events up to this sequence were counted as missed
+	link       atomic.Pointer[link]
+	health     health
+	started    time.Time
+	view       *View
+	opts       projectorOptions
+	ready      atomic.Bool
+	rebuilding atomic.Bool // the rebuild began (and its hook was called)
+	target     atomic.Uint64
+	snaps      *snapshots // nil without WithSnapshots
+	restored   bool       // a restore was attempted
+	missed     uint64     // events up to this sequence were counted as missed
 }
 
 type projectorOptions struct {
 	onApplied     func()
+	onRebuild     func()
+	onReady       func()
 	stream        string
 	subjectPrefix string
-	metricsPrefix string
+	onUpdate      func(Update)
 	deadLetter    string
 	logger        *slog.Logger
 	snapBucket    string
@@ -56,17 +58,18 @@ type projectorOptions struct {
 // Option configures a Projector.
 type Option func(*projectorOptions)
 
-// WithStream sets the stream name (default cdc.DefaultStreamName).
+// WithStream sets the stream name (default stream.DefaultName).
 func WithStream(name string) Option { return func(o *projectorOptions) { o.stream = name } }
 
 // WithSubjectPrefix sets the change events' subject prefix.
 func WithSubjectPrefix(p string) Option { return func(o *projectorOptions) { o.subjectPrefix = p } }
 
-// WithMetricUpdates publishes, after each change, the new figures of every
-// seller it touched on prefix.vendedor.<code> and the totals on
-// prefix.global (core NATS, see docs/events.md). Empty disables them.
-func WithMetricUpdates(prefix string) Option {
-	return func(o *projectorOptions) { o.metricsPrefix = prefix }
+// WithUpdates hands fn, once the view has caught up, the Update of every
+// batch it applies: the lines of the sellers it touched and the totals, at
+// the batch's sequence. fn runs on the projector's goroutine and must not
+// block (package live coalesces and publishes them).
+func WithUpdates(fn func(Update)) Option {
+	return func(o *projectorOptions) { o.onUpdate = fn }
 }
 
 // WithDeadLetters publishes every event the view could not fully apply to
@@ -95,12 +98,23 @@ func WithReplicas(n int) Option { return func(o *projectorOptions) { o.replicas 
 // (from the applying goroutine; fn must not block).
 func WithOnApplied(fn func()) Option { return func(o *projectorOptions) { o.onApplied = fn } }
 
+// WithRebuildHooks calls start once, when the projector first finds the
+// view behind the stream before it was ever ready (it is about to replay
+// the stream, or the events after a restored snapshot), and ready once, when
+// the view first catches up, after start if start was called. That is where
+// a process tunes its runtime for the rebuild (cmd/api raises the GC
+// percent): a library must not. Either may be nil; neither may block (ready
+// may run on the goroutine applying events).
+func WithRebuildHooks(start, ready func()) Option {
+	return func(o *projectorOptions) { o.onRebuild, o.onReady = start, ready }
+}
+
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *projectorOptions) { o.logger = l } }
 
 // NewProjector returns a Projector feeding view.
 func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error) {
-	o := projectorOptions{stream: cdc.DefaultStreamName, subjectPrefix: cdc.DefaultSubjectPrefix}
+	o := projectorOptions{stream: stream.DefaultName, subjectPrefix: cdc.DefaultSubjectPrefix}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -143,8 +157,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			l.nc.Close()
 		}
 	}()
-	const firstBackoff = 100 * time.Millisecond
-	backoff := firstBackoff
+	retry := newRetryBackoff()
 	for {
 		start := time.Now()
 		err := p.consume(ctx)
@@ -152,27 +165,34 @@ func (p *Projector) Run(ctx context.Context) error {
 			return nil //nolint:nilerr // stopping on request is a clean exit
 		}
 		if time.Since(start) > time.Minute {
-			backoff = firstBackoff // a consumer that ran for a while: a new failure
+			retry.Reset() // a consumer that ran for a while: a new failure
 		}
 		if p.reopen(ctx) {
-			backoff = firstBackoff
+			retry.Reset()
 			continue
 		}
-		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", backoff)
+		wait := retry.NextBackOff()
+		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", wait)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
-// rebuildGCPercent is the GC target while the view is rebuilt: the rebuild
-// allocates per event but keeps little, so collecting less often saves CPU
-// for decoding; the memory is given back once the view is ready.
-const rebuildGCPercent = 400
+// newRetryBackoff returns the wait between consumers that failed in a row:
+// 100ms, doubling up to 5s, without jitter (a projector retries alone, not
+// in a herd).
+func newRetryBackoff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
+	b.Reset()
+	return b
+}
 
+// consume follows the stream with one ordered consumer, from the event
+// after the last one the view applied, until ctx ends (nil) or the consumer
+// must be replaced (the reason).
 func (p *Projector) consume(ctx context.Context) error {
 	l := p.link.Load()
 	info, err := p.streamInfo(ctx, l.js)
@@ -180,29 +200,80 @@ func (p *Projector) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if p.snaps != nil {
-		p.snaps.consuming(info)
-		if !p.restored && p.view.Seq() == 0 {
-			p.restored = true
-			p.restoreSnapshot(ctx, info)
-		}
+	p.restoreOnce(ctx, info)
+	p.countMissed(info.State.FirstSeq)
+	p.catchUpTo(info.State.LastSeq)
+	// A server that restarted has lost the consumer (it is held in memory):
+	// after any reconnect this consumer ends, and Run starts a new one
+	// after the last applied sequence at once instead of after two missed
+	// heartbeats.
+	reconnected := l.nc.StatusChanged(nats.CONNECTED)
+	defer l.nc.RemoveStatusListener(reconnected)
+	pl := p.newPipeline()
+	defer pl.close()
+	c, err := p.subscribe(l, info, pl)
+	if err != nil {
+		return err
 	}
-	if first, next := info.State.FirstSeq, max(p.view.Seq(), p.missed)+1; first > next {
-		// The stream's limits (max age, bytes, messages) or a purge dropped
-		// events before this view applied them: it cannot count them, and
-		// says so instead of starting at the first event left.
-		metricMissed.Add(float64(first - next))
-		p.missed = first - 1
-		p.opts.logger.Error("the stream no longer holds events this view needs; the view lacks what they changed (restore a view snapshot taken before they were dropped, or re-snapshot the sources into a new stream)",
-			"stream", p.opts.stream, "first_missing", next, "last_missing", first-1)
+	err = c.wait(ctx, reconnected)
+	c.stop(p.opts.logger)
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
 	}
-	p.target.Store(info.State.LastSeq)
-	if info.State.LastSeq <= p.view.Seq() {
+	return nil
+}
+
+// restoreOnce loads the latest snapshot into a view that applied nothing
+// yet, the first time the projector reads the stream.
+func (p *Projector) restoreOnce(ctx context.Context, info *jetstream.StreamInfo) {
+	if p.snaps == nil {
+		return
+	}
+	p.snaps.consuming(info)
+	if !p.restored && p.view.Seq() == 0 {
+		p.restored = true
+		p.restoreSnapshot(ctx, info)
+	}
+}
+
+// countMissed records the events the stream dropped, before first, that
+// the view never applied.
+func (p *Projector) countMissed(first uint64) {
+	next := max(p.view.Seq(), p.missed) + 1
+	if first <= next {
+		return
+	}
+	// The stream's limits (max age, bytes, messages) or a purge dropped
+	// events before this view applied them: it cannot count them, and says
+	// so instead of starting at the first event left.
+	metricMissed.Add(float64(first - next))
+	p.missed = first - 1
+	p.opts.logger.Error("the stream no longer holds events this view needs; the view lacks what they changed (restore a view snapshot taken before they were dropped, or re-snapshot the sources into a new stream)",
+		"stream", p.opts.stream, "first_missing", next, "last_missing", first-1)
+}
+
+// catchUpTo sets the stream's last sequence as the view's target: the view
+// is ready once it applied it, at once when it already has; otherwise, the
+// first time, the rebuild starts.
+func (p *Projector) catchUpTo(last uint64) {
+	p.target.Store(last)
+	if last <= p.view.Seq() {
 		p.markReady()
-	} else if !p.ready.Load() && p.gcRestore.CompareAndSwap(0, 1) {
-		prev := debug.SetGCPercent(rebuildGCPercent)
-		p.gcPrev.Store(int64(prev))
+	} else if !p.ready.Load() && p.rebuilding.CompareAndSwap(false, true) && p.opts.onRebuild != nil {
+		p.opts.onRebuild()
 	}
+}
+
+// consumer is one ordered consumer of the stream, feeding a pipeline.
+type consumer struct {
+	sub    *nats.Subscription
+	failed chan error    // the first error of a callback
+	closed chan struct{} // closed after the subscription's last callback
+}
+
+// subscribe starts an ordered consumer after the last event the view
+// applied, delivering to pl.
+func (p *Projector) subscribe(l *link, info *jetstream.StreamInfo, pl *pipeline) (*consumer, error) {
 	// The ordered consumer is nats.go's push-based one: the server pushes
 	// the stream with flow control, and the client recreates the consumer
 	// after the next expected sequence on a gap or when two heartbeats are
@@ -213,45 +284,22 @@ func (p *Projector) consume(ctx context.Context) error {
 	if seq := p.view.Seq(); seq > 0 {
 		from = nats.StartSequence(seq + 1)
 	}
-	// A server that restarted has lost the consumer (it is held in memory):
-	// after any reconnect this consumer ends, and Run starts a new one
-	// after the last applied sequence at once instead of after two missed
-	// heartbeats.
-	reconnected := l.nc.StatusChanged(nats.CONNECTED)
-	defer l.nc.RemoveStatusListener(reconnected)
-	// A filter equal to the stream's only subject selects every message,
-	// but the server still matches each message against it: a tenth of its
-	// work per message in a rebuild. The consumer filters only when the
-	// stream holds more than the prefix; add skips anything else that
-	// arrives (the stream's subjects widened later).
-	filter := ""
-	if all := p.opts.subjectPrefix + ".>"; !slices.Equal(info.Config.Subjects, []string{all}) {
-		filter = all
-	}
-	pl := p.newPipeline()
-	defer pl.close()
 	// Any error ends this consumer and Run starts a new one after the last
 	// applied sequence.
-	failed := make(chan error, 1)
-	fail := func(err error) {
-		select {
-		case failed <- err:
-		default:
-		}
-	}
-	sub, err := l.legacy.Subscribe(filter, func(msg *nats.Msg) {
+	c := &consumer{failed: make(chan error, 1), closed: make(chan struct{})}
+	sub, err := l.legacy.Subscribe(p.filter(info), func(msg *nats.Msg) {
 		if err := pl.add(msg); err != nil {
-			fail(err)
+			c.fail(err)
 		}
 	}, nats.OrderedConsumer(), nats.IdleHeartbeat(heartbeat), nats.BindStream(p.opts.stream), from)
 	if err != nil {
-		return fmt.Errorf("create ordered consumer: %w", err)
+		return nil, fmt.Errorf("create ordered consumer: %w", err)
 	}
-	// The subscription closes after its last callback: when stopped below,
-	// or when the client gives up recreating the consumer (the reason goes
-	// to the connection's error handler).
-	closed := make(chan struct{})
-	closeOnce := sync.OnceFunc(func() { close(closed) })
+	c.sub = sub
+	// The subscription closes after its last callback: when stopped, or
+	// when the client gives up recreating the consumer (the reason goes to
+	// the connection's error handler).
+	closeOnce := sync.OnceFunc(func() { close(c.closed) })
 	sub.SetClosedHandler(func(string) { closeOnce() })
 	if !sub.IsValid() {
 		closeOnce() // closed before the handler was set
@@ -261,24 +309,51 @@ func (p *Projector) consume(ctx context.Context) error {
 	if pending, err := sub.InitialConsumerPending(); err == nil && pending == 0 {
 		p.markReady()
 	}
+	return c, nil
+}
+
+// filter is the consumer's subject filter. A filter equal to the stream's
+// only subject selects every message, but the server still matches each
+// message against it: a tenth of its work per message in a rebuild. The
+// consumer filters only when the stream holds more than the prefix; add
+// skips anything else that arrives (the stream's subjects widened later).
+func (p *Projector) filter(info *jetstream.StreamInfo) string {
+	if all := p.opts.subjectPrefix + ".>"; !slices.Equal(info.Config.Subjects, []string{all}) {
+		return all
+	}
+	return ""
+}
+
+func (c *consumer) fail(err error) {
+	select {
+	case c.failed <- err:
+	default:
+	}
+}
+
+// wait returns nil when ctx ends, else why the consumer must be replaced.
+func (c *consumer) wait(ctx context.Context, reconnected <-chan nats.Status) error {
 	select {
 	case <-ctx.Done():
-	case err = <-failed:
-	case <-closed:
-		err = errors.New("ordered consumer closed by the client (see the NATS error log)")
+		return nil
+	case err := <-c.failed:
+		return err
+	case <-c.closed:
+		return errors.New("ordered consumer closed by the client (see the NATS error log)")
 	case <-reconnected:
-		err = errors.New("reconnected to NATS; a new consumer resumes after the last applied event")
+		return errors.New("reconnected to NATS; a new consumer resumes after the last applied event")
 	}
-	_ = sub.Unsubscribe()
+}
+
+// stop ends the consumer and waits for its last callback, at most
+// stopTimeout.
+func (c *consumer) stop(logger *slog.Logger) {
+	_ = c.sub.Unsubscribe()
 	select {
-	case <-closed:
+	case <-c.closed:
 	case <-time.After(stopTimeout):
-		p.opts.logger.Warn("consumer did not stop in time", "timeout", stopTimeout)
+		logger.Warn("consumer did not stop in time", "timeout", stopTimeout)
 	}
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	return nil
 }
 
 // heartbeat is how often the server tells an idle ordered consumer where
@@ -433,6 +508,7 @@ func (pl *pipeline) stopLocked() {
 }
 
 func (p *Projector) applyBatch(b *batch) {
+	from := p.view.Seq()
 	p.view.ApplyBatch(b.entries)
 	metricApplied.Add(float64(len(b.entries)))
 	ready := p.ready.Load()
@@ -447,8 +523,8 @@ func (p *Projector) applyBatch(b *batch) {
 		}
 	}
 	last := b.entries[len(b.entries)-1].Seq
-	if ready && p.opts.metricsPrefix != "" {
-		p.publishMetrics(b.entries, last)
+	if ready && p.opts.onUpdate != nil {
+		p.opts.onUpdate(p.view.updateOf(b.entries, from))
 	}
 	if b.caughtUp || last >= p.target.Load() {
 		p.markReady()
@@ -462,12 +538,12 @@ func (p *Projector) markReady() {
 	metricReady.Set(1)
 	if !p.ready.Swap(true) {
 		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
-		// Rebuilding churns through memory far beyond what the view keeps;
-		// give it back now rather than hold the high-water mark for ever.
-		if p.gcRestore.CompareAndSwap(1, 2) {
-			debug.SetGCPercent(int(p.gcPrev.Load()))
+		if p.opts.onUpdate != nil {
+			p.opts.onUpdate(p.view.fullUpdate())
 		}
-		go debug.FreeOSMemory()
+		if p.opts.onReady != nil {
+			p.opts.onReady()
+		}
 	}
 }
 
@@ -492,53 +568,6 @@ func (p *Projector) deadLetter(data []byte, seq uint64, reason string) {
 	body, _ := json.Marshal(DeadLetter{Seq: seq, Reason: reason, Event: ev})
 	if err := p.link.Load().nc.Publish(p.opts.deadLetter, body); err != nil {
 		p.opts.logger.Error("publish dead letter", "seq", seq, "err", err)
-	}
-}
-
-// SellerUpdate is published on the metric-update subject of a seller.
-type SellerUpdate struct {
-	Seq uint64 `json:"seq"`
-	Seller
-	// Empleado is false when the code is not (or no longer) an employee's.
-	EsEmpleado bool `json:"es_empleado"`
-}
-
-// GlobalUpdate is published on the global metric-update subject.
-type GlobalUpdate struct {
-	Seq uint64 `json:"seq"`
-	Global
-}
-
-// publishMetrics publishes the figures of every seller the batch's entries
-// touched and the totals, as the view holds them after the batch: the view
-// changes only on this goroutine, so they are exactly its state at seq, the
-// batch's last sequence. The totals go out after any event of ours, because
-// an order without a usable seller moves them too.
-func (p *Projector) publishMetrics(entries []Entry, seq uint64) {
-	nc := p.link.Load().nc
-	sellers := make(map[string]struct{})
-	moved := false
-	for i := range entries {
-		e := &entries[i]
-		moved = moved || e.Event.Collection != "" || e.Err != nil
-		for _, code := range e.Change.Sellers {
-			if _, done := sellers[code]; done {
-				continue
-			}
-			sellers[code] = struct{}{}
-			s, isEmp := p.view.Seller(code)
-			body, _ := json.Marshal(SellerUpdate{Seq: seq, Seller: s, EsEmpleado: isEmp})
-			if err := nc.Publish(p.opts.metricsPrefix+".vendedor."+cdc.SubjectToken(code, false), body); err != nil {
-				p.opts.logger.Error("publish metric update", "seller", cdc.Bound(code), "err", err)
-			}
-		}
-	}
-	if !moved {
-		return
-	}
-	body, _ := json.Marshal(GlobalUpdate{Seq: seq, Global: p.view.Totals()})
-	if err := nc.Publish(p.opts.metricsPrefix+".global", body); err != nil {
-		p.opts.logger.Error("publish metric update", "err", err)
 	}
 }
 

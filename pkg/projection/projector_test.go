@@ -14,6 +14,7 @@ import (
 
 	"github.com/reportes/reportes/internal/devstack"
 	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // snapshotHarness is a NATS server with a stream of change events.
@@ -40,7 +41,7 @@ func newSnapshotHarness(t *testing.T) *snapshotHarness {
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	h := &snapshotHarness{t: t, srv: srv, nc: nc, js: js, stream: "SNAP"}
-	if _, err := cdc.EnsureStream(context.Background(), js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
+	if _, err := stream.Ensure(context.Background(), js, stream.Config{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -205,7 +206,7 @@ func TestProjectorSnapshotOfAnotherStream(t *testing.T) {
 	if err := h.js.DeleteStream(ctx, h.stream); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cdc.EnsureStream(ctx, h.js, cdc.StreamConfig{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
+	if _, err := stream.Ensure(ctx, h.js, stream.Config{Name: h.stream, SubjectPrefix: "snap.cdc"}); err != nil {
 		t.Fatal(err)
 	}
 	h.seq = 0
@@ -311,7 +312,7 @@ func TestAckSequence(t *testing.T) {
 // widen adds the subjects other.> to the stream, as when it is shared.
 func (h *snapshotHarness) widen() {
 	h.t.Helper()
-	if _, err := h.js.UpdateStream(context.Background(), jetstream.StreamConfig{Name: h.stream, Subjects: []string{"snap.cdc.>", "other.>"}, Storage: jetstream.FileStorage, Duplicates: cdc.DefaultDuplicates}); err != nil {
+	if _, err := h.js.UpdateStream(context.Background(), jetstream.StreamConfig{Name: h.stream, Subjects: []string{"snap.cdc.>", "other.>"}, Storage: jetstream.FileStorage, Duplicates: stream.DefaultDuplicates}); err != nil {
 		h.t.Fatal(err)
 	}
 }

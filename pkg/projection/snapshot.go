@@ -139,29 +139,53 @@ func (v *View) Restore(data []byte) (uint64, error) {
 // decodeSnapshot fills fresh, an empty view no one else holds.
 func (v *View) decodeSnapshot(data []byte) error {
 	r := &snapReader{b: data}
-	if string(r.next(len(snapshotMagic))) != snapshotMagic {
-		return fmt.Errorf("%w: not a view snapshot", ErrSnapshotMismatch)
-	}
-	var h snapshotHeader
-	if err := json.Unmarshal(r.bytes(), &h); err != nil || r.err != nil {
-		return fmt.Errorf("snapshot header: %w", errors.Join(r.err, err))
-	}
-	want := v.header()
-	got := h
-	got.Seq, got.Changes, got.Commit, got.Applied = 0, 0, time.Time{}, time.Time{}
-	if got != want {
-		return fmt.Errorf("%w: taken with format %d over %s/%s (code %s, seller %s), this view is format %d over %s/%s (code %s, seller %s)",
-			ErrSnapshotMismatch, h.Format, h.Employees, h.Orders, h.CodeField, h.SellerField,
-			want.Format, want.Employees, want.Orders, want.CodeField, want.SellerField)
+	h, err := v.readHeader(r)
+	if err != nil {
+		return err
 	}
 	v.seq, v.changes, v.commit, v.applied = h.Seq, h.Changes, h.Commit, h.Applied
-
 	for range r.count() {
 		v.intern(string(r.bytes()))
 	}
 	if r.err == nil && len(v.sellers) != len(v.sellerIdx) {
 		return errors.New("snapshot holds a seller twice")
 	}
+	v.readOrders(r)
+	if r.err != nil {
+		return r.err
+	}
+	v.recount()
+	v.readEmployees(r)
+	v.readPending(r)
+	if r.err == nil && r.off != len(r.b) {
+		r.err = errors.New("data after the snapshot")
+	}
+	return r.err
+}
+
+// readHeader reads the magic and the header, and refuses a snapshot taken
+// under another schema or format.
+func (v *View) readHeader(r *snapReader) (snapshotHeader, error) {
+	if string(r.next(len(snapshotMagic))) != snapshotMagic {
+		return snapshotHeader{}, fmt.Errorf("%w: not a view snapshot", ErrSnapshotMismatch)
+	}
+	var h snapshotHeader
+	if err := json.Unmarshal(r.bytes(), &h); err != nil || r.err != nil {
+		return snapshotHeader{}, fmt.Errorf("snapshot header: %w", errors.Join(r.err, err))
+	}
+	want := v.header()
+	got := h
+	got.Seq, got.Changes, got.Commit, got.Applied = 0, 0, time.Time{}, time.Time{}
+	if got != want {
+		return snapshotHeader{}, fmt.Errorf("%w: taken with format %d over %s/%s (code %s, seller %s), this view is format %d over %s/%s (code %s, seller %s)",
+			ErrSnapshotMismatch, h.Format, h.Employees, h.Orders, h.CodeField, h.SellerField,
+			want.Format, want.Employees, want.Orders, want.CodeField, want.SellerField)
+	}
+	return h, nil
+}
+
+// readOrders reads the orders keyed by ObjectID, then the others.
+func (v *View) readOrders(r *snapReader) {
 	n := r.count()
 	v.orders.oids = make(map[[12]byte]order, n)
 	for range n {
@@ -173,9 +197,10 @@ func (v *View) decodeSnapshot(data []byte) error {
 		k := string(r.bytes())
 		v.orders.other[k] = r.order(len(v.sellers))
 	}
-	if r.err != nil {
-		return r.err
-	}
+}
+
+// recount derives the counts per seller from the orders.
+func (v *View) recount() {
 	count := func(o order) {
 		if o.seller != noSeller {
 			v.counts[o.seller]++
@@ -188,11 +213,18 @@ func (v *View) decodeSnapshot(data []byte) error {
 	for _, o := range v.orders.other {
 		count(o)
 	}
+}
+
+func (v *View) readEmployees(r *snapReader) {
 	for range r.count() {
 		k := string(r.bytes())
 		e := &employee{code: string(r.bytes()), role: string(r.bytes()), active: r.bool(), version: r.uvarint()}
 		v.employees[k] = e
 	}
+}
+
+// readPending reads the snapshots of the sources in progress.
+func (v *View) readPending(r *snapReader) {
 	for range r.count() {
 		coll := string(r.bytes())
 		p := &pendingSnapshot{id: string(r.bytes()), version: r.uvarint(), stale: map[string]struct{}{}}
@@ -201,10 +233,6 @@ func (v *View) decodeSnapshot(data []byte) error {
 		}
 		v.pending[coll] = p
 	}
-	if r.err == nil && r.off != len(r.b) {
-		r.err = errors.New("data after the snapshot")
-	}
-	return r.err
 }
 
 // snapReader reads a snapshot; after the first error every read returns

@@ -14,7 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // snapshots keeps the projector's view snapshots in a JetStream object
@@ -74,7 +74,7 @@ func (s *snapshots) store(ctx context.Context, js jetstream.JetStream) (jetstrea
 	}
 	// An existing bucket is used as it is: replicas or limits an operator
 	// set stay across restarts.
-	obj, err := cdc.OpenOrCreate(ctx,
+	obj, err := stream.OpenOrCreate(ctx,
 		func(ctx context.Context) (jetstream.ObjectStore, error) { return js.ObjectStore(ctx, s.bucket) },
 		func(ctx context.Context) (jetstream.ObjectStore, error) {
 			return js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{

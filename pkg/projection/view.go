@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/rawjson"
 )
 
 // ErrProblem is wrapped by every Problem.
@@ -325,11 +326,15 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 		})
 		return Change{}, nil
 	case cdc.OpSnapshotEnd:
-		removed := v.endSnapshot(ev)
-		for _, k := range removed {
-			delete(v.employees, k)
+		ch := Change{}
+		for _, k := range v.endSnapshot(ev) {
+			if e := v.employees[k]; e != nil {
+				ch.Sellers = append(ch.Sellers, e.code)
+				delete(v.employees, k)
+			}
 		}
-		return Change{Employees: len(removed) > 0}, nil
+		ch.Employees = len(ch.Sellers) > 0
+		return ch, nil
 	}
 	v.touched(ev.Collection, ev.Key)
 	prev := v.employees[ev.Key]
@@ -343,13 +348,32 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 		}
 		return Change{}, nil
 	}
+	next, problems, err := v.readEmployee(ev, prev)
+	if err != nil {
+		return Change{}, err
+	}
+	v.employees[ev.Key] = next
+	ch := Change{Employees: true, Sellers: []string{next.code}}
+	if prev != nil && prev.code != next.code {
+		ch.Sellers = append(ch.Sellers, prev.code)
+	}
+	if len(problems) > 0 {
+		return ch, &Problem{EventID: ev.ID, Reason: fmt.Sprint(problems)}
+	}
+	return ch, nil
+}
+
+// readEmployee returns the employee ev's row makes of prev (nil for a new
+// one; a field the row lacks keeps prev's value), and what in the row it
+// could not use. The error is a *Problem when the row is no JSON object.
+func (v *View) readEmployee(ev *cdc.Event, prev *employee) (*employee, []string, error) {
 	var row map[string]json.RawMessage
 	if err := json.Unmarshal(ev.After, &row); err != nil {
-		return Change{}, &Problem{EventID: ev.ID, Reason: "employee row is not a JSON object: " + err.Error()}
+		return nil, nil, &Problem{EventID: ev.ID, Reason: "employee row is not a JSON object: " + err.Error()}
 	}
-	next := employee{version: ev.Version}
+	next := &employee{version: ev.Version}
 	if prev != nil {
-		next = *prev
+		*next = *prev
 		next.version = ev.Version
 	}
 	var problems []string
@@ -382,21 +406,13 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 		// NULL counts as inactive, like Python's truthiness in the original.
 		next.active = active != nil && *active
 	}
-	v.employees[ev.Key] = &next
-	ch := Change{Employees: true, Sellers: []string{next.code}}
-	if prev != nil && prev.code != next.code {
-		ch.Sellers = append(ch.Sellers, prev.code)
-	}
-	if len(problems) > 0 {
-		return ch, &Problem{EventID: ev.ID, Reason: fmt.Sprint(problems)}
-	}
-	return ch, nil
+	return next, problems, nil
 }
 
 // sellerOf finds the seller code at path in an order document. It returns a
 // reason when there is no usable code.
 func sellerOf(doc json.RawMessage, path []string) ([]byte, string) {
-	raw, found, err := cdc.Lookup(doc, path)
+	raw, found, err := rawjson.Lookup(doc, path)
 	switch {
 	case err != nil:
 		return nil, "order is not valid JSON"
@@ -409,7 +425,7 @@ func sellerOf(doc json.RawMessage, path []string) ([]byte, string) {
 	case raw[0] != '"':
 		return nil, fmt.Sprintf("order seller field %q is %.40s, want a string", joinPath(path), raw)
 	}
-	code, err := cdc.StringBytes(raw)
+	code, err := rawjson.StringBytes(raw)
 	if err != nil {
 		return nil, fmt.Sprintf("order seller field %q: %v", joinPath(path), err)
 	}

@@ -299,3 +299,24 @@ func TestOrderKeys(t *testing.T) {
 		t.Fatalf("orders after deleting all = %d", n)
 	}
 }
+
+// TestUpdateOfSnapshotEnd: an employee a snapshot drops is in the update
+// of the batch that ends the snapshot, as no longer an employee, so that
+// its metric subject and the stream clients hear of it.
+func TestUpdateOfSnapshotEnd(t *testing.T) {
+	v, _ := NewView(DefaultSchema())
+	evs := []*cdc.Event{emp(cdc.OpInsert, "S-01", "r", true, 1), emp(cdc.OpInsert, "S-02", "r", true, 1),
+		marker(cdc.OpSnapshotBegin, "public.empleados", "s", 9), emp(cdc.OpSnapshot, "S-02", "r", true, 9)}
+	for i, ev := range evs {
+		_, _ = v.Apply(ev, uint64(i+1))
+	}
+	entries := []Entry{{Seq: 5, Event: *marker(cdc.OpSnapshotEnd, "public.empleados", "s", 9)}}
+	v.ApplyBatch(entries)
+	u := v.updateOf(entries, 4)
+	if len(u.Sellers) != 1 || u.Sellers[0].Empleado != "S-01" || u.Sellers[0].EsEmpleado || u.Sellers[0].Seq != 5 {
+		t.Errorf("sellers %+v, want S-01 as no longer an employee at seq 5", u.Sellers)
+	}
+	if u.Totals == nil || u.Totals.TotalEmpleados != 1 || u.From != 4 || u.Seq != 5 {
+		t.Errorf("update %+v, totals %+v: want (4, 5] with one employee", u, u.Totals)
+	}
+}

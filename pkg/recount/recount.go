@@ -20,52 +20,14 @@ import (
 // Dashboard recounts the dashboard from the sources. Freshness is left
 // empty: a recount is as fresh as the moment it ran.
 func Dashboard(ctx context.Context, pg *pgx.Conn, orders *mongo.Collection, schema projection.Schema) (projection.Dashboard, error) {
-	schemaName, table, _ := strings.Cut(schema.Employees, ".")
-	q := fmt.Sprintf("SELECT %s::text, %s::text, %s FROM %s",
-		pgx.Identifier{schema.CodeField}.Sanitize(), pgx.Identifier{schema.RoleField}.Sanitize(),
-		pgx.Identifier{schema.ActiveField}.Sanitize(), pgx.Identifier{schemaName, table}.Sanitize())
-	rows, err := pg.Query(ctx, q)
+	emps, err := employees(ctx, pg, schema)
 	if err != nil {
-		return projection.Dashboard{}, fmt.Errorf("read employees: %w", err)
+		return projection.Dashboard{}, err
 	}
-	type emp struct {
-		code, role *string
-		active     *bool
-	}
-	emps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (emp, error) {
-		var e emp
-		return e, r.Scan(&e.code, &e.role, &e.active)
-	})
+	counts, total, err := countOrders(ctx, orders, schema.SellerField)
 	if err != nil {
-		return projection.Dashboard{}, fmt.Errorf("read employees: %w", err)
+		return projection.Dashboard{}, err
 	}
-
-	cur, err := orders.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + schema.SellerField}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-	})
-	if err != nil {
-		return projection.Dashboard{}, fmt.Errorf("count orders: %w", err)
-	}
-	defer cur.Close(ctx)
-	counts := map[string]int64{}
-	var total int64
-	for cur.Next(ctx) {
-		var g struct {
-			ID any   `bson:"_id"`
-			N  int64 `bson:"n"`
-		}
-		if err := cur.Decode(&g); err != nil {
-			return projection.Dashboard{}, fmt.Errorf("count orders: %w", err)
-		}
-		total += g.N
-		if code, ok := g.ID.(string); ok {
-			counts[code] += g.N
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return projection.Dashboard{}, fmt.Errorf("count orders: %w", err)
-	}
-
 	d := projection.Dashboard{
 		Titulo:             schema.Title,
 		DetallePorVendedor: make([]projection.Seller, 0, len(emps)),
@@ -95,4 +57,60 @@ func Dashboard(ctx context.Context, pg *pgx.Conn, orders *mongo.Collection, sche
 	d.MetricasGlobales.PedidosSinEmpleado = total - matchedOrders
 	projection.SortSellers(d.DetallePorVendedor)
 	return d, nil
+}
+
+// emp is one row of the employees table; NULLs are nil.
+type emp struct {
+	code, role *string
+	active     *bool
+}
+
+func employees(ctx context.Context, pg *pgx.Conn, schema projection.Schema) ([]emp, error) {
+	schemaName, table, _ := strings.Cut(schema.Employees, ".")
+	q := fmt.Sprintf("SELECT %s::text, %s::text, %s FROM %s",
+		pgx.Identifier{schema.CodeField}.Sanitize(), pgx.Identifier{schema.RoleField}.Sanitize(),
+		pgx.Identifier{schema.ActiveField}.Sanitize(), pgx.Identifier{schemaName, table}.Sanitize())
+	rows, err := pg.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read employees: %w", err)
+	}
+	emps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (emp, error) {
+		var e emp
+		return e, r.Scan(&e.code, &e.role, &e.active)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read employees: %w", err)
+	}
+	return emps, nil
+}
+
+// countOrders counts the orders per seller value (those whose seller is a
+// string) and in all.
+func countOrders(ctx context.Context, orders *mongo.Collection, sellerField string) (map[string]int64, int64, error) {
+	cur, err := orders.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + sellerField}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("count orders: %w", err)
+	}
+	defer cur.Close(ctx)
+	counts := map[string]int64{}
+	var total int64
+	for cur.Next(ctx) {
+		var g struct {
+			ID any   `bson:"_id"`
+			N  int64 `bson:"n"`
+		}
+		if err := cur.Decode(&g); err != nil {
+			return nil, 0, fmt.Errorf("count orders: %w", err)
+		}
+		total += g.N
+		if code, ok := g.ID.(string); ok {
+			counts[code] += g.N
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, 0, fmt.Errorf("count orders: %w", err)
+	}
+	return counts, total, nil
 }

@@ -31,7 +31,7 @@ func errHistoryLost(err error) bool {
 	return errors.As(err, &se) && (se.HasErrorCode(286) || se.HasErrorCode(280))
 }
 
-func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub *cdc.Publisher, st state, found bool) error {
+func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub cdc.Publisher, st state, found bool) error {
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
 	opts := options.ChangeStream().SetFullDocument(options.UpdateLookup)
 
@@ -50,7 +50,7 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 			return fmt.Errorf("resume change stream: %w", err)
 		}
 		reason = "position_lost"
-		s.cfg.Logger.Warn("the saved resume token is no longer in the oplog (expired while we were away); taking a new snapshot", "err", err)
+		s.logger.Warn("the saved resume token is no longer in the oplog (expired while we were away); taking a new snapshot", "err", err)
 	} else if found {
 		reason = "incomplete"
 	}
@@ -70,8 +70,7 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 	if ot := sess.OperationTime(); ot != nil {
 		start = *ot
 	}
-	pos := oplogTS{T: start.T, I: start.I}
-	snapID, err := s.snapshot(ctx, coll, pub, pos.version(), pos.String(), reason)
+	snapID, err := s.snapshot(ctx, coll, pub, oplogTS{T: start.T, I: start.I}, reason)
 	if err != nil {
 		_ = cs.Close(ctx)
 		return err
@@ -88,7 +87,7 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 	return s.follow(ctx, cs, pub, snapID)
 }
 
-func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub *cdc.Publisher, snapID string) error {
+func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub cdc.Publisher, snapID string) error {
 	defer cs.Close(context.WithoutCancel(ctx))
 	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
 	s.streaming.Store(true)
@@ -114,7 +113,7 @@ func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub *cdc.Pu
 			// The same event would come again after a restart: it is
 			// skipped, and the resume token moves past it.
 			metricSkipped.WithLabelValues("malformed_entry").Inc()
-			s.cfg.Logger.Warn("change event that cannot be decoded; skipped", "collection", s.ns, "bytes", len(cs.Current), "err", err)
+			s.logger.Warn("change event that cannot be decoded; skipped", "collection", s.ns, "bytes", len(cs.Current), "err", err)
 		} else if err := s.change(ctx, pub, ce, tokenRaw); err != nil {
 			return err
 		}
@@ -123,7 +122,7 @@ func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub *cdc.Pu
 			return fmt.Errorf("encode resume token: %w", err)
 		}
 		next := &state{Mode: ModeChangeStream, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
-		if err := pub.AfterAcked(ctx, func() { s.acked.Store(next) }); err != nil {
+		if err := pub.AfterAcked(func() { s.acked.Store(next) }); err != nil {
 			return err
 		}
 		if err := sv.maybeSave(ctx, false); err != nil {
@@ -132,7 +131,7 @@ func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub *cdc.Pu
 	}
 }
 
-func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent, token bson.Raw) error {
+func (s *Source) change(ctx context.Context, pub cdc.Publisher, ce changeEvent, token bson.Raw) error {
 	pos := oplogTS{T: ce.ClusterTime.T, I: ce.ClusterTime.I}
 	data, _ := token.LookupErr("_data")
 	tokenID, ok := data.StringValueOK()
@@ -143,7 +142,7 @@ func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent,
 		// A resume token holds the document's key: bounded, so that a large
 		// _id makes no large Nats-Msg-Id. The same change always has the
 		// same token, so a republish is deduplicated.
-		ID:         "mongo:" + s.ns + ":" + cdc.Bound(tokenID),
+		ID:         s.origin.ID(cdc.Bound(tokenID)),
 		Source:     cdc.SourceMongo,
 		Collection: s.ns,
 		Position:   tokenID,
@@ -170,7 +169,7 @@ func (s *Source) change(ctx context.Context, pub *cdc.Publisher, ce changeEvent,
 		return fmt.Errorf("collection %s: %s event; restarting with a new snapshot", s.ns, ce.OperationType)
 	default:
 		cdc.CountIgnored(cdc.SourceMongo, cdc.Bound(ce.OperationType))
-		s.cfg.Logger.Info("change event that changes no document; skipped", "operation", cdc.Bound(ce.OperationType))
+		s.logger.Info("change event that changes no document; skipped", "operation", cdc.Bound(ce.OperationType))
 		return nil
 	}
 	return s.publishChange(ctx, pub, ev, changeDocument(ev, ce))

@@ -64,7 +64,7 @@ func TestUnreachableServer(t *testing.T) {
 			var logs logBuffer
 			h.cfg.URI = "mongodb://reportes:" + password + "@" + tt.addr + "/?authSource=admin"
 			h.cfg.Mode = cdcmongo.ModeOplog
-			h.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			h.opts = append(h.opts, cdcmongo.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			start := time.Now()
 			h.start()
 			err := h.Exited(15 * time.Second)

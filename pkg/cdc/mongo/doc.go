@@ -17,7 +17,9 @@
 // are saved in the checkpoint bucket only after JetStream acknowledged the
 // events before them. A saved position the server no longer has (an expired
 // resume token, an oplog that rolled over) is detected at start-up and
-// answered with a new snapshot, never with a silent gap.
+// answered with a new snapshot, never with a silent gap. Snapshots go
+// through cdc.Snapshot; positions are kept through the Checkpoints the
+// source is given (stream.Checkpoints in the ingestor).
 //
 // Run contacts the server first and gives up within seconds when nothing
 // answers ("cannot reach MongoDB at host:port: reason"), for the supervisor

@@ -23,6 +23,7 @@ func BenchmarkOplogInsert(b *testing.B) {
 	}
 	b.ReportAllocs()
 	buf := make([]byte, 0, 512)
+	origin := cdc.NewOrigin(cdc.SourceMongo, "inventory_db.orders")
 	for b.Loop() {
 		e, err := decodeEntry(append(bson.Raw(nil), raw...)) // as the tail copies it off the batch
 		if err != nil {
@@ -33,7 +34,7 @@ func BenchmarkOplogInsert(b *testing.B) {
 			b.Fatal(err)
 		}
 		pos := oplogTS{T: e.TS.T, I: e.TS.I}
-		id, position := oplogEventID("inventory_db.orders", pos, 0)
+		id, position := oplogEventID(origin, pos, 0)
 		ev := cdc.Event{ID: id, Source: cdc.SourceMongo, Collection: "inventory_db.orders", Op: cdc.OpInsert,
 			Key: key, After: after, Position: position, Version: pos.version(), CommitTime: e.Wall}
 		buf = ev.AppendJSON(buf[:0])

@@ -160,7 +160,7 @@ func TestDecodeApplyOps(t *testing.T) {
 func TestOplogEventID(t *testing.T) {
 	for _, pos := range []oplogTS{{}, {T: 1_790_000_000, I: 7}, {T: 1<<32 - 1, I: 1<<32 - 1}} {
 		for _, idx := range []int{0, 1, 12} {
-			id, position := oplogEventID("inventory_db.orders", pos, idx)
+			id, position := oplogEventID(cdc.NewOrigin(cdc.SourceMongo, "inventory_db.orders"), pos, idx)
 			wantPos := fmt.Sprintf("%d.%d", pos.T, pos.I)
 			if want := fmt.Sprintf("mongo:inventory_db.orders:%s:%d", wantPos, idx); id != want || position != wantPos || pos.String() != wantPos {
 				t.Errorf("oplogEventID(%v, %d) = %q, %q (String %q); want %q, %q", pos, idx, id, position, pos.String(), want, wantPos)
@@ -188,17 +188,18 @@ func FuzzOplogChange(f *testing.F) {
 		{Key: "o", Value: bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{}}}}, {Key: "o2", Value: bson.D{{Key: "_id", Value: "a"}}}}), uint8(2))
 	f.Add(mustMarshal(f, bson.D{{Key: "ts", Value: ts}, {Key: "op", Value: "d"}, {Key: "ns", Value: ns}, {Key: "o", Value: bson.D{}}}), uint8(0))
 	maxID := len("mongo:"+ns+":snap:") + len("4294967295.4294967295:") + cdc.MaxTokenBytes
+	origin := cdc.NewOrigin(cdc.SourceMongo, ns)
 	f.Fuzz(func(t *testing.T, data []byte, idx uint8) {
 		e, err := decodeEntry(data)
 		if err != nil {
 			return
 		}
-		ev, lookup, err := oplogChange(ns, e, int(idx))
-		again, _, _ := oplogChange(ns, e, int(idx))
+		ev, lookup, err := oplogChange(origin, ns, e, int(idx))
+		again, _, _ := oplogChange(origin, ns, e, int(idx))
 		if ev.ID != again.ID || ev.Key != again.Key {
 			t.Fatalf("two ids for one entry: %q %q, keys %.80q %.80q", ev.ID, again.ID, ev.Key, again.Key)
 		}
-		if snap := snapshotEventID(ns, ev.Position, ev.Key); len(ev.ID) > maxID || len(snap) > maxID {
+		if snap := origin.SnapshotRow(ev.Position, ns, ev.Key); len(ev.ID) > maxID || len(snap) > maxID {
 			t.Fatalf("message ids of %d and %d bytes: %.100q %.100q", len(ev.ID), len(snap), ev.ID, snap)
 		}
 		if err == nil && lookup.Type != 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -25,7 +24,7 @@ type oplogEntry struct {
 	Wall time.Time           `bson:"wall"`
 }
 
-func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub *cdc.Publisher, st state, found bool) error {
+func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub cdc.Publisher, st state, found bool) error {
 	oplog := client.Database("local").Collection("oplog.rs")
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
 
@@ -47,10 +46,10 @@ func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub *cdc.Pu
 			// The snapshot was taken while the oplog was empty and nothing
 			// was tailed since: whether entries were pruned meanwhile
 			// cannot be told, so the snapshot is taken again.
-			s.cfg.Logger.Warn("no oplog position to resume from (the oplog was empty at the last snapshot); taking a new snapshot",
+			s.logger.Warn("no oplog position to resume from (the oplog was empty at the last snapshot); taking a new snapshot",
 				"oldest", oldest)
 		} else {
-			s.cfg.Logger.Warn("oplog no longer holds the saved position (it rolled over while we were away); taking a new snapshot",
+			s.logger.Warn("oplog no longer holds the saved position (it rolled over while we were away); taking a new snapshot",
 				"saved", st.OplogTS, "oldest", oldest)
 		}
 	} else if found {
@@ -65,7 +64,7 @@ func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub *cdc.Pu
 	if latest != nil {
 		from = *latest
 	}
-	snapID, err := s.snapshot(ctx, coll, pub, from.version(), from.String(), reason)
+	snapID, err := s.snapshot(ctx, coll, pub, from, reason)
 	if err != nil {
 		return err
 	}
@@ -133,7 +132,7 @@ type entries struct {
 // while this one publishes the previous batch, so the server prepares the
 // next batch while the last is converted and published: reading a backlog
 // then goes at the pace of the server alone.
-func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Collection, pub *cdc.Publisher, from oplogTS) error {
+func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Collection, pub cdc.Publisher, from oplogTS) error {
 	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
 	rctx, stop := context.WithCancel(ctx)
@@ -178,7 +177,7 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 		}
 		last := b.list[len(b.list)-1].TS
 		next := &state{Mode: ModeOplog, SnapshotDone: true, Snapshot: sv.last.Snapshot, OplogTS: &oplogTS{T: last.T, I: last.I}}
-		if err := pub.AfterAcked(ctx, func() { s.acked.Store(next) }); err != nil {
+		if err := pub.AfterAcked(func() { s.acked.Store(next) }); err != nil {
 			return err
 		}
 		if err := pub.Err(); err != nil {
@@ -197,31 +196,6 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 // compatible servers close a tailable cursor whose first batch is short,
 // and misbehave with awaitData.
 func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from oplogTS, out chan<- entries) {
-	send := func(b entries) bool {
-		select {
-		case out <- b:
-			return true
-		default:
-		}
-		// The publishing side is still busy with the previous batch. The
-		// wait is counted as it goes, so a stall shows while it lasts.
-		start := time.Now()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case out <- b:
-				metricReaderWait.Add(time.Since(start).Seconds())
-				return true
-			case <-ctx.Done():
-				metricReaderWait.Add(time.Since(start).Seconds())
-				return false
-			case now := <-tick.C:
-				metricReaderWait.Add(now.Sub(start).Seconds())
-				start = now
-			}
-		}
-	}
 	pos := from
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -238,49 +212,95 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 		case <-timer.C:
 		}
 		if cur == nil {
-			filter := bson.D{
-				{Key: "ts", Value: bson.D{{Key: "$gt", Value: primitive.Timestamp{T: pos.T, I: pos.I}}}},
-				{Key: "ns", Value: bson.D{{Key: "$in", Value: bson.A{s.ns, "admin.$cmd"}}}},
-			}
 			var err error
-			if cur, err = oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(oplogBatch)); err != nil {
-				send(entries{err: fmt.Errorf("open oplog cursor after %s: %w", pos, err)})
+			if cur, err = s.openOplog(ctx, oplog, pos); err != nil {
+				s.handOver(ctx, out, entries{err: err})
 				return
 			}
 		}
-		var b entries
-		size := 0
-		full := func() bool { return len(b.list) >= oplogBatch || size >= s.batchBytes }
-		for !full() && cur.TryNext(ctx) {
-			// The driver may reuse the batch's memory: the entry, and
-			// the documents it holds, get bytes of their own.
-			e, err := decodeEntry(append(bson.Raw(nil), cur.Current...))
-			if err != nil {
-				pos = s.skipEntry(cur.Current, pos, err)
-				continue
-			}
-			b.list = append(b.list, e)
-			size += len(cur.Current)
-			pos = oplogTS{T: e.TS.T, I: e.TS.I}
-		}
-		if err := cur.Err(); err != nil {
-			send(entries{err: fmt.Errorf("tail oplog after %s: %w", pos, err)})
+		b, full, err := s.readBatch(ctx, cur, &pos)
+		if err != nil {
+			s.handOver(ctx, out, entries{err: err})
 			return
 		}
 		if cur.ID() == 0 && cur.RemainingBatchLength() == 0 {
 			_ = cur.Close(ctx)
 			cur = nil
 		}
-		if len(b.list) > 0 && !send(b) {
+		if len(b.list) > 0 && !s.handOver(ctx, out, b) {
 			return
 		}
-		if full() {
+		if full {
 			timer.Reset(0) // a backlog: read on at once
 		} else {
 			// Caught up. Polling again at once would mostly find nothing, and
 			// on servers that rescan the oplog per query (FerretDB) it costs
 			// the CPU the rest of the pipeline needs.
 			timer.Reset(s.cfg.PollInterval)
+		}
+	}
+}
+
+// openOplog opens a tailable cursor on the entries after pos of the
+// collection and of transactions.
+func (s *Source) openOplog(ctx context.Context, oplog *mongo.Collection, pos oplogTS) (*mongo.Cursor, error) {
+	filter := bson.D{
+		{Key: "ts", Value: bson.D{{Key: "$gt", Value: primitive.Timestamp{T: pos.T, I: pos.I}}}},
+		{Key: "ns", Value: bson.D{{Key: "$in", Value: bson.A{s.ns, "admin.$cmd"}}}},
+	}
+	cur, err := oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(oplogBatch))
+	if err != nil {
+		return nil, fmt.Errorf("open oplog cursor after %s: %w", pos, err)
+	}
+	return cur, nil
+}
+
+// readBatch reads what cur holds now, up to a batch, moving pos past every
+// entry read; full reports that the batch reached its bound.
+func (s *Source) readBatch(ctx context.Context, cur *mongo.Cursor, pos *oplogTS) (b entries, full bool, err error) {
+	size := 0
+	isFull := func() bool { return len(b.list) >= oplogBatch || size >= s.batchBytes }
+	for !isFull() && cur.TryNext(ctx) {
+		// The driver may reuse the batch's memory: the entry, and the
+		// documents it holds, get bytes of their own.
+		e, err := decodeEntry(append(bson.Raw(nil), cur.Current...))
+		if err != nil {
+			*pos = s.skipEntry(cur.Current, *pos, err)
+			continue
+		}
+		b.list = append(b.list, e)
+		size += len(cur.Current)
+		*pos = oplogTS{T: e.TS.T, I: e.TS.I}
+	}
+	if err := cur.Err(); err != nil {
+		return b, false, fmt.Errorf("tail oplog after %s: %w", *pos, err)
+	}
+	return b, isFull(), nil
+}
+
+// handOver sends b to the publishing side, and reports false when ctx ended
+// first. The time it waits for the publishing side, still busy with the
+// previous batch, is counted as it goes, so a stall shows while it lasts.
+func (s *Source) handOver(ctx context.Context, out chan<- entries, b entries) bool {
+	select {
+	case out <- b:
+		return true
+	default:
+	}
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case out <- b:
+			metricReaderWait.Add(time.Since(start).Seconds())
+			return true
+		case <-ctx.Done():
+			metricReaderWait.Add(time.Since(start).Seconds())
+			return false
+		case now := <-tick.C:
+			metricReaderWait.Add(now.Sub(start).Seconds())
+			start = now
 		}
 	}
 }
@@ -295,14 +315,14 @@ func (s *Source) skipEntry(raw bson.Raw, pos oplogTS, err error) oplogTS {
 	if t, i, ok := raw.Lookup("ts").TimestampOK(); ok && (oplogTS{T: t, I: i}).version() > pos.version() {
 		next = oplogTS{T: t, I: i}
 	}
-	s.cfg.Logger.Warn("oplog entry that cannot be decoded; skipped",
+	s.logger.Warn("oplog entry that cannot be decoded; skipped",
 		"collection", s.ns, "after", pos, "ts", next, "bytes", len(raw), "err", err)
 	return next
 }
 
 // entry publishes the changes one oplog entry describes. idx numbers the
 // operations of an applyOps entry.
-func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Publisher, e oplogEntry, idx int) error {
+func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub cdc.Publisher, e oplogEntry, idx int) error {
 	switch e.Op {
 	case "i", "u", "d":
 	case "c":
@@ -311,14 +331,14 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 		return nil // no-op entries the server writes to keep the oplog moving
 	default:
 		cdc.CountIgnored(cdc.SourceMongo, cdc.Bound(e.Op))
-		s.cfg.Logger.Warn("oplog entry with an unknown operation; no document change published",
+		s.logger.Warn("oplog entry with an unknown operation; no document change published",
 			"op", cdc.Bound(e.Op), "ts", oplogTS{T: e.TS.T, I: e.TS.I})
 		return nil
 	}
 	if e.NS != s.ns {
 		return nil
 	}
-	ev, lookup, err := oplogChange(s.ns, e, idx)
+	ev, lookup, err := oplogChange(s.origin, s.ns, e, idx)
 	if err == nil && lookup.Type != 0 {
 		ev.Key, ev.After, err = s.lookUp(ctx, coll, lookup)
 	}
@@ -331,7 +351,7 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub *cdc.Pub
 // applyOps publishes the operations of a transaction's applyOps entry that
 // concern the collection. Other commands (create, drop index...) change no
 // document.
-func (s *Source) applyOps(ctx context.Context, coll *mongo.Collection, pub *cdc.Publisher, e oplogEntry) error {
+func (s *Source) applyOps(ctx context.Context, coll *mongo.Collection, pub cdc.Publisher, e oplogEntry) error {
 	ops, err := e.O.LookupErr("applyOps")
 	if err != nil {
 		cdc.CountIgnored(cdc.SourceMongo, "c")
@@ -341,7 +361,7 @@ func (s *Source) applyOps(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	if err != nil {
 		// The transaction cannot be read, now or on a retry.
 		metricSkipped.WithLabelValues("malformed_entry").Inc()
-		s.cfg.Logger.Warn("transaction entry that cannot be decoded; skipped",
+		s.logger.Warn("transaction entry that cannot be decoded; skipped",
 			"collection", s.ns, "ts", oplogTS{T: e.TS.T, I: e.TS.I}, "err", err)
 		return nil
 	}
@@ -362,13 +382,13 @@ func (s *Source) applyOps(ctx context.Context, coll *mongo.Collection, pub *cdc.
 // up by (otherwise a zero value). It reads nothing but the entry, so that
 // what reaches a message id can be fuzzed. An error wrapping errUnusable
 // comes with the event as far as it could be built.
-func oplogChange(ns string, e oplogEntry, idx int) (*cdc.Event, bson.RawValue, error) {
+func oplogChange(origin cdc.Origin, ns string, e oplogEntry, idx int) (*cdc.Event, bson.RawValue, error) {
 	pos := oplogTS{T: e.TS.T, I: e.TS.I}
 	commit := e.Wall
 	if commit.IsZero() {
 		commit = time.Unix(int64(e.TS.T), 0)
 	}
-	id, position := oplogEventID(ns, pos, idx)
+	id, position := oplogEventID(origin, pos, idx)
 	ev := &cdc.Event{
 		ID:         id,
 		Source:     cdc.SourceMongo,
@@ -402,15 +422,9 @@ func oplogChange(ns string, e oplogEntry, idx int) (*cdc.Event, bson.RawValue, e
 // oplogEventID returns the ID of the idx-th change of the oplog entry at pos
 // (mongo:<ns>:<position>:<idx>) and the position, built without fmt: this
 // runs for every document.
-func oplogEventID(ns string, pos oplogTS, idx int) (id, position string) {
-	var buf [128]byte
-	b := append(append(buf[:0], "mongo:"...), ns...)
-	b = append(b, ':')
-	start := len(b)
-	b = pos.append(b)
-	end := len(b)
-	id = string(strconv.AppendInt(append(b, ':'), int64(idx), 10))
-	return id, id[start:end]
+func oplogEventID(origin cdc.Origin, pos oplogTS, idx int) (id, position string) {
+	var buf [24]byte
+	return origin.Change(pos.append(buf[:0]), idx)
 }
 
 // updatedDocument returns the document after an update when the entry

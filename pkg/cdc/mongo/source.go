@@ -52,17 +52,37 @@ type Config struct {
 	// SaveInterval bounds how often the position is written to the
 	// checkpoint bucket (default 1s).
 	SaveInterval time.Duration
-	Logger       *slog.Logger
+	// Keep names the fields consumers need from every document, dots
+	// descending into embedded documents ("venta.vendedor"): when a document
+	// is too large for a NATS message, its event keeps the top-level fields
+	// that hold them (KeepOnOversize).
+	Keep []string
 }
+
+// Option configures a Source.
+type Option func(*Source)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Source) { s.logger = l } }
 
 // Source captures one collection. Use New, then run it under cdc.Supervise.
 type Source struct {
 	cfg        Config
-	checkpoint *cdc.Checkpoints
+	checkpoint Checkpoints
+	logger     *slog.Logger
+	origin     cdc.Origin
 	ns         string
 	acked      atomic.Pointer[state]
 	streaming  atomic.Bool
 	batchBytes int // bound of an oplog batch handed to publishing, in bytes
+}
+
+// Checkpoints keeps the source's position (stream.Checkpoints keeps it in
+// a JetStream bucket).
+type Checkpoints interface {
+	Load(ctx context.Context, key string, v any) (bool, error)
+	Save(ctx context.Context, key string, v any) error
+	Delete(ctx context.Context, key string) error
 }
 
 // Streaming reports whether the source is past its snapshot and following
@@ -92,7 +112,7 @@ func (ts oplogTS) append(b []byte) []byte {
 }
 
 // New returns a Source.
-func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
+func New(cfg Config, checkpoints Checkpoints, opts ...Option) (*Source, error) {
 	switch {
 	case cfg.URI == "":
 		return nil, errors.New("mongo source: missing URI")
@@ -108,14 +128,29 @@ func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
 	if cfg.SaveInterval <= 0 {
 		cfg.SaveInterval = time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	ns := cfg.Database + "." + cfg.Collection
+	s := &Source{cfg: cfg, checkpoint: checkpoints, logger: slog.New(slog.DiscardHandler),
+		origin: cdc.NewOrigin(cdc.SourceMongo, ns), ns: ns, batchBytes: oplogBatchBytes}
+	for _, opt := range opts {
+		opt(s)
 	}
-	return &Source{cfg: cfg, checkpoint: checkpoints, ns: cfg.Database + "." + cfg.Collection, batchBytes: oplogBatchBytes}, nil
+	return s, nil
 }
 
 // Name implements cdc.Source.
 func (s *Source) Name() string { return cdc.SourceMongo }
+
+// KeepOnOversize returns the top-level fields the collection's events keep
+// when a document is too large to publish whole (those that hold
+// Config.Keep), for stream.WithKeepOnOversize.
+func (s *Source) KeepOnOversize() map[string][]string {
+	var top []string
+	for _, path := range s.cfg.Keep {
+		field, _, _ := strings.Cut(path, ".")
+		top = append(top, field)
+	}
+	return map[string][]string{s.ns: top}
+}
 
 func (s *Source) checkpointKey() string {
 	return "mongo." + cdc.SubjectToken(s.cfg.Database, false) + "." + cdc.SubjectToken(s.cfg.Collection, false)
@@ -125,7 +160,7 @@ func (s *Source) checkpointKey() string {
 // so that an unreachable server is reported within seconds (and retried by
 // the supervisor), and returns a permanent error (cdc.Permanent) when the
 // server refuses the credentials or the rights the capture needs.
-func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
+func (s *Source) Run(ctx context.Context, pub cdc.Publisher) error {
 	defer s.streaming.Store(false)
 	client, err := s.connect(ctx)
 	if err != nil {
@@ -141,7 +176,7 @@ func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
 
 // capture picks the capture mode and runs it on a client whose server
 // answered.
-func (s *Source) capture(ctx context.Context, client *mongo.Client, pub *cdc.Publisher) error {
+func (s *Source) capture(ctx context.Context, client *mongo.Client, pub cdc.Publisher) error {
 	var st state
 	found, err := s.checkpoint.Load(ctx, s.checkpointKey(), &st)
 	if err != nil {
@@ -156,11 +191,11 @@ func (s *Source) capture(ctx context.Context, client *mongo.Client, pub *cdc.Pub
 		}
 	}
 	if found && st.Mode != mode {
-		s.cfg.Logger.Warn("capture mode changed; the saved position does not apply, taking a new snapshot", "from", st.Mode, "to", mode)
+		s.logger.Warn("capture mode changed; the saved position does not apply, taking a new snapshot", "from", st.Mode, "to", mode)
 		st = state{}
 		found = false
 	}
-	s.cfg.Logger.Info("capturing", "collection", s.ns, "mode", mode)
+	s.logger.Info("capturing", "collection", s.ns, "mode", mode)
 	switch mode {
 	case ModeOplog:
 		return s.runOplog(ctx, client, pub, st, found)
@@ -184,20 +219,14 @@ func detectMode(ctx context.Context, coll *mongo.Collection) (Mode, error) {
 	return "", fmt.Errorf("detect change stream support: %w", err)
 }
 
-// snapshot publishes every document of the collection as a snapshot event
-// bracketed by markers, all with the given version and position.
-func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.Publisher, version uint64, position, reason string) (string, error) {
-	cdc.CountSnapshot(cdc.SourceMongo, reason)
-	now := time.Now().UTC()
-	snapID := fmt.Sprintf("%s@%s", s.ns, position)
-	s.cfg.Logger.Info("snapshot started", "collection", s.ns, "position", position, "reason", reason)
-	event := func(op cdc.Op) *cdc.Event {
-		return &cdc.Event{
-			ID: snapshotMarkerID(s.ns, position, op), Source: cdc.SourceMongo, Collection: s.ns,
-			Op: op, Position: position, Version: version, CommitTime: now, Snapshot: snapID,
-		}
-	}
-	if err := pub.Publish(ctx, event(cdc.OpSnapshotBegin)); err != nil {
+// snapshot publishes every document of the collection in a snapshot
+// bracket at position at, and returns the snapshot's name.
+func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub cdc.Publisher, at oplogTS, reason string) (string, error) {
+	position := at.String()
+	snap := cdc.NewSnapshot(pub, s.origin, cdc.Position{Text: position, Version: at.version(), Time: time.Now().UTC()}, reason)
+	s.logger.Info("snapshot started", "collection", s.ns, "position", position, "reason", reason)
+	b, err := snap.Begin(ctx, s.ns)
+	if err != nil {
 		return "", err
 	}
 	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
@@ -207,10 +236,7 @@ func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	defer cur.Close(context.WithoutCancel(ctx))
 	n := 0
 	for cur.Next(ctx) {
-		ev := event(cdc.OpSnapshot)
-		ev.Key, ev.After, err = documentJSON(cur.Current)
-		ev.ID = snapshotEventID(s.ns, position, ev.Key)
-		if err := s.publishChange(ctx, pub, ev, err); err != nil {
+		if err := s.snapshotDocument(ctx, b, position, cur.Current); err != nil {
 			return "", err
 		}
 		n++
@@ -218,62 +244,65 @@ func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub *cdc.
 	if err := cur.Err(); err != nil {
 		return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
 	}
-	if err := pub.Publish(ctx, event(cdc.OpSnapshotEnd)); err != nil {
+	if err := b.End(ctx); err != nil {
 		return "", err
 	}
-	if err := pub.Flush(ctx); err != nil {
-		return "", fmt.Errorf("publish snapshot: %w", err)
+	if err := snap.Flush(ctx); err != nil {
+		return "", err
 	}
-	s.cfg.Logger.Info("snapshot published", "collection", s.ns, "documents", n)
-	return snapID, nil
+	s.logger.Info("snapshot published", "collection", s.ns, "documents", n)
+	return snap.Name(), nil
 }
 
-// snapshotEventID is the message id of a snapshot document:
-// mongo:<ns>:snap:<position>:<key>, the key bounded (cdc.Bound) so that a
-// large _id makes no large Nats-Msg-Id, and deterministic so that a
-// republished snapshot is deduplicated.
-func snapshotEventID(ns, position, key string) string {
-	return "mongo:" + ns + ":snap:" + position + ":" + cdc.Bound(key)
-}
-
-// snapshotMarkerID is the message id of a snapshot marker:
-// mongo:<ns>:snapshot_begin:<position> (or snapshot_end). It cannot be the
-// id of a document: every text can be an _id, so a marker named inside the
-// documents' "snap:<position>:" space would be deduplicated away by a
-// document whose _id is "snapshot_begin", or the document by the marker.
-func snapshotMarkerID(ns, position string, op cdc.Op) string {
-	return "mongo:" + ns + ":" + string(op) + ":" + position
+// snapshotDocument publishes doc as a row of b, or what of it can be
+// published (see salvage).
+func (s *Source) snapshotDocument(ctx context.Context, b *cdc.Bracket, position string, doc bson.Raw) error {
+	key, after, err := documentJSON(doc)
+	if err != nil {
+		publish, err := s.salvage(err, cdc.OpSnapshot, s.origin.SnapshotRow(position, s.ns, key), key)
+		if !publish {
+			return err
+		}
+		after = nil
+	}
+	return b.Row(ctx, key, after)
 }
 
 // publishChange publishes ev, which err (from reading the change) may call
-// unusable (errUnusable): the source read something it cannot turn into a
-// whole event, such as a malformed document or one without _id. Returning
-// that error would restart the source on the same change for ever, so it is
-// logged and counted instead, and what can be published is: the key alone
-// (consumers treat it like an update of a document that is gone), or
-// nothing without a key. Any other error is returned.
-func (s *Source) publishChange(ctx context.Context, pub *cdc.Publisher, ev *cdc.Event, err error) error {
+// unusable (see salvage).
+func (s *Source) publishChange(ctx context.Context, pub cdc.Publisher, ev *cdc.Event, err error) error {
 	if err != nil {
-		if !errors.Is(err, errUnusable) {
+		publish, err := s.salvage(err, ev.Op, ev.ID, ev.Key)
+		if !publish {
 			return err
-		}
-		reason := "no_key"
-		if ev.Key != "" {
-			reason = "unreadable_document"
-		}
-		metricSkipped.WithLabelValues(reason).Inc()
-		s.cfg.Logger.Warn("change the source cannot publish whole; publishing what it can",
-			"collection", s.ns, "id", ev.ID, "op", ev.Op, "key", cdc.Bound(ev.Key), "reason", reason, "err", err)
-		if ev.Key == "" {
-			return nil
 		}
 		ev.After, ev.Before = nil, nil
 	}
-	if ev.Op != cdc.OpSnapshot {
-		setLastCommit(ev.CommitTime) // a snapshot's time is when it started, not a commit
-	}
+	setLastCommit(ev.CommitTime)
 	cdc.CountRead(cdc.SourceMongo, 1)
 	return pub.Publish(ctx, ev)
+}
+
+// salvage handles err, met reading the change with id and key: when it
+// calls the change unusable (errUnusable), the source read something it
+// cannot turn into a whole event, such as a malformed document or one
+// without _id. Returning that error would restart the source on the same
+// change for ever, so it is logged and counted instead, and what can be
+// published is: the key alone (consumers treat it like an update of a
+// document that is gone), or nothing without a key. It reports whether the
+// key is to be published; any other error is returned.
+func (s *Source) salvage(err error, op cdc.Op, id, key string) (bool, error) {
+	if !errors.Is(err, errUnusable) {
+		return false, err
+	}
+	reason := "no_key"
+	if key != "" {
+		reason = "unreadable_document"
+	}
+	metricSkipped.WithLabelValues(reason).Inc()
+	s.logger.Warn("change the source cannot publish whole; publishing what it can",
+		"collection", s.ns, "id", id, "op", op, "key", cdc.Bound(key), "reason", reason, "err", err)
+	return key != "", nil
 }
 
 // saver writes the acknowledged position to the checkpoint bucket when it
@@ -296,16 +325,16 @@ func (v *saver) maybeSave(ctx context.Context, force bool) error {
 	return nil
 }
 
-func (v *saver) final(pub *cdc.Publisher) error {
+func (v *saver) final(pub cdc.Publisher) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := pub.Flush(ctx); err != nil {
-		v.s.cfg.Logger.Warn("stopping with unacknowledged events; they will be republished on restart", "err", err)
+		v.s.logger.Warn("stopping with unacknowledged events; they will be republished on restart", "err", err)
 	}
 	if err := v.maybeSave(ctx, true); err != nil {
 		return err
 	}
-	v.s.cfg.Logger.Info("capture stopped", "collection", v.s.ns)
+	v.s.logger.Info("capture stopped", "collection", v.s.ns)
 	return context.Canceled
 }
 

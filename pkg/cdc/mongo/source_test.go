@@ -16,6 +16,7 @@ import (
 	"github.com/reportes/reportes/internal/devstack"
 	"github.com/reportes/reportes/pkg/cdc"
 	cdcmongo "github.com/reportes/reportes/pkg/cdc/mongo"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 func TestMain(m *testing.M) { devstack.Main(m) }
@@ -26,6 +27,7 @@ type harness struct {
 	client *mongo.Client
 	coll   *mongo.Collection
 	cfg    cdcmongo.Config
+	opts   []cdcmongo.Option
 }
 
 func newHarness(t *testing.T) *harness {
@@ -47,11 +49,11 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) start() {
 	h.t.Helper()
-	src, err := cdcmongo.New(h.cfg, h.Checkpoints)
+	src, err := cdcmongo.New(h.cfg, h.Checkpoints, h.opts...)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.Start(src, cdc.WithKeepOnOversize(map[string][]string{h.cfg.Database + ".orders": {"vendedor"}}))
+	h.Start(src, stream.WithKeepOnOversize(map[string][]string{h.cfg.Database + ".orders": {"vendedor"}}))
 }
 
 func (h *harness) insert(id, seller string) {
@@ -190,7 +192,7 @@ func TestOplogReaderWaitIsMeasured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Start(src, cdc.WithSubjectPrefix(held), cdc.WithMaxPending(1), cdc.WithAckTimeout(time.Minute))
+	h.Start(src, stream.WithSubjectPrefix(held), stream.WithMaxPending(1), stream.WithAckTimeout(time.Minute))
 	for deadline := time.Now().Add(30 * time.Second); cdcmongo.ReaderWait()-before < 0.05; {
 		if time.Now().After(deadline) {
 			t.Fatalf("reader wait grew by %.3fs in 30s while publishing stalled", cdcmongo.ReaderWait()-before)

@@ -25,8 +25,16 @@ type Config struct {
 	// StatusInterval is how often the flushed position is reported to the
 	// server (default 1s).
 	StatusInterval time.Duration
-	Logger         *slog.Logger
+	// Keep names the columns consumers need from every row: when a row is
+	// too large for a NATS message, its event keeps them (KeepOnOversize).
+	Keep []string
 }
+
+// Option configures a Source.
+type Option func(*Source)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Source) { s.logger = l } }
 
 func (c *Config) validate() error {
 	if c.ConnString == "" {
@@ -57,9 +65,6 @@ func (c *Config) validate() error {
 	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }

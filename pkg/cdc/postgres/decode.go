@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/rawjson"
 )
 
 // column is what the decoder needs to know about a column.
@@ -87,7 +87,7 @@ func (d *decoder) value(buf *bytes.Buffer, oid uint32, data []byte) error {
 }
 
 func appendJSONString(buf *bytes.Buffer, data []byte) error {
-	buf.Write(cdc.AppendString(buf.AvailableBuffer(), string(data)))
+	buf.Write(rawjson.AppendString(buf.AvailableBuffer(), data))
 	return nil
 }
 
@@ -174,7 +174,7 @@ func rowKey(cols []column, values [][]byte, present func(i int) bool) (string, b
 		if values[i] == nil {
 			buf = append(buf, "null"...)
 		} else {
-			buf = cdc.AppendString(buf, values[i])
+			buf = rawjson.AppendString(buf, values[i])
 		}
 	}
 	return string(append(buf, ']')), true

@@ -27,7 +27,11 @@
 // counted in reportes_postgres_skipped_changes_total and logged, and capture
 // goes on; a value that cannot be decoded as its type is published as its
 // text. Message ids built from keys are bounded and free of blanks and
-// control characters (see idPart).
+// control characters (see cdc.Origin).
+//
+// Snapshots go through cdc.Snapshot, one bracket per table; the slot's state
+// is kept through the Checkpoints the source is given (stream.Checkpoints in
+// the ingestor).
 //
 // Run returns an error wrapping cdc.ErrPermanent when PostgreSQL refuses
 // what only a person can fix: authentication (SQLSTATE class 28), a missing

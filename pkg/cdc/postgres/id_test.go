@@ -29,6 +29,16 @@ func checkID(t *testing.T, id string) {
 	}
 }
 
+// snapshotRowID and snapshotMarkerID are the ids the source gives a
+// snapshot's rows and markers.
+func snapshotRowID(slot string, lsn pglogrepl.LSN, table, key string) string {
+	return cdc.NewOrigin(cdc.SourcePostgres, slot).SnapshotRow(lsn.String(), table, key)
+}
+
+func snapshotMarkerID(slot string, lsn pglogrepl.LSN, table string, op cdc.Op) string {
+	return cdc.NewOrigin(cdc.SourcePostgres, slot).SnapshotMarker(lsn.String(), table, op)
+}
+
 // keyOf is the path from a one-column key value to the event's Key.
 func keyOf(t *testing.T, value string) string {
 	t.Helper()

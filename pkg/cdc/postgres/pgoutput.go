@@ -18,6 +18,7 @@ import (
 // transaction. The rest of the protocol (relations, types, truncates,
 // origins) still goes through pglogrepl. FuzzPgoutput holds this decoding
 // to pglogrepl's.
+// make bench: 400 ns, 14 allocs -> 24 ns, 0 per one-row transaction vs pglogrepl.Parse (bench/results.md, "PostgreSQL capture, second round").
 
 // tupleCol is one column of a row in a change message: its kind ('t' text,
 // 'b' binary, 'n' null, 'u' an unchanged TOASTed value the server did not

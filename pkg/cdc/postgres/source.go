@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"log/slog"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -20,10 +19,20 @@ import (
 // cdc.Supervise.
 type Source struct {
 	cfg        Config
-	checkpoint *cdc.Checkpoints
+	checkpoint Checkpoints
+	logger     *slog.Logger
+	origin     cdc.Origin
 	dec        *decoder
 	acked      atomic.Uint64
 	streaming  atomic.Bool
+}
+
+// Checkpoints keeps the source's checkpoint (stream.Checkpoints keeps it
+// in a JetStream bucket).
+type Checkpoints interface {
+	Load(ctx context.Context, key string, v any) (bool, error)
+	Save(ctx context.Context, key string, v any) error
+	Delete(ctx context.Context, key string) error
 }
 
 // Streaming reports whether the source is past its snapshot and following
@@ -40,15 +49,31 @@ type state struct {
 
 // New returns a Source. checkpoints stores whether the initial snapshot was
 // published; positions themselves live in the replication slot.
-func New(cfg Config, checkpoints *cdc.Checkpoints) (*Source, error) {
+func New(cfg Config, checkpoints Checkpoints, opts ...Option) (*Source, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, checkpoint: checkpoints, dec: newDecoder()}, nil
+	s := &Source{cfg: cfg, checkpoint: checkpoints, logger: slog.New(slog.DiscardHandler),
+		origin: cdc.NewOrigin(cdc.SourcePostgres, cfg.Slot), dec: newDecoder()}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s, nil
 }
 
 // Name implements cdc.Source.
 func (s *Source) Name() string { return cdc.SourcePostgres }
+
+// KeepOnOversize returns the columns of each table its events keep when a
+// row is too large to publish whole (Config.Keep), for
+// stream.WithKeepOnOversize.
+func (s *Source) KeepOnOversize() map[string][]string {
+	keep := make(map[string][]string, len(s.cfg.Tables))
+	for _, t := range s.cfg.Tables {
+		keep[t] = s.cfg.Keep
+	}
+	return keep
+}
 
 func (s *Source) checkpointKey() string { return "postgres." + cdc.SubjectToken(s.cfg.Slot, false) }
 
@@ -58,12 +83,12 @@ func (s *Source) AckedLSN() pglogrepl.LSN { return pglogrepl.LSN(s.acked.Load())
 // Run implements cdc.Source. It returns an error wrapping cdc.ErrPermanent
 // when PostgreSQL refused what only a person can fix (a password, a grant, a
 // missing database or table): restarting would only repeat the refusal.
-func (s *Source) Run(ctx context.Context, pub *cdc.Publisher) error {
+func (s *Source) Run(ctx context.Context, pub cdc.Publisher) error {
 	defer s.streaming.Store(false)
 	return classify(s.run(ctx, pub))
 }
 
-func (s *Source) run(ctx context.Context, pub *cdc.Publisher) error {
+func (s *Source) run(ctx context.Context, pub cdc.Publisher) error {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err
@@ -109,25 +134,25 @@ func (s *Source) run(ctx context.Context, pub *cdc.Publisher) error {
 
 // startPosition resumes from the slot when it and its snapshot are intact,
 // and otherwise takes a new snapshot; it returns the LSN to stream from.
-func (s *Source) startPosition(ctx context.Context, repl *pgconn.PgConn, conn *pgx.Conn, tables []table, pub *cdc.Publisher, slot *slotState, st state) (pglogrepl.LSN, error) {
+func (s *Source) startPosition(ctx context.Context, repl *pgconn.PgConn, conn *pgx.Conn, tables []table, pub cdc.Publisher, slot *slotState, st state) (pglogrepl.LSN, error) {
 	reason := ""
 	switch {
 	case slot == nil && st.SnapshotDone:
 		reason = "position_lost"
-		s.cfg.Logger.Warn("replication slot is gone although a snapshot was published from it; changes made while it was missing are unknown, taking a new snapshot",
+		s.logger.Warn("replication slot is gone although a snapshot was published from it; changes made while it was missing are unknown, taking a new snapshot",
 			"slot", s.cfg.Slot, "snapshot_lsn", st.SnapshotLSN)
 	case slot != nil && slot.lost:
 		reason = "position_lost"
-		s.cfg.Logger.Warn("replication slot was invalidated (WAL removed); taking a new snapshot", "slot", s.cfg.Slot)
+		s.logger.Warn("replication slot was invalidated (WAL removed); taking a new snapshot", "slot", s.cfg.Slot)
 	case slot != nil && !st.SnapshotDone:
 		reason = "incomplete"
-		s.cfg.Logger.Warn("replication slot exists but its snapshot was never completely published; taking it again", "slot", s.cfg.Slot)
+		s.logger.Warn("replication slot exists but its snapshot was never completely published; taking it again", "slot", s.cfg.Slot)
 	case slot == nil:
 		reason = "initial"
 	}
 	if reason == "" {
 		s.acked.Store(uint64(slot.confirmed))
-		s.cfg.Logger.Info("resuming replication", "slot", s.cfg.Slot, "lsn", slot.confirmed)
+		s.logger.Info("resuming replication", "slot", s.cfg.Slot, "lsn", slot.confirmed)
 		return slot.confirmed, nil
 	}
 	if slot != nil {
@@ -271,7 +296,7 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("%s (create it as the tables' owner, see docs/operations.md): %w", stmt, err)
 	}
-	s.cfg.Logger.Info("publication updated", "publication", s.cfg.Publication, "tables", missing)
+	s.logger.Info("publication updated", "publication", s.cfg.Publication, "tables", missing)
 	return nil
 }
 
@@ -290,115 +315,9 @@ func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
-// snapshot creates the slot, reads every captured table in the slot's
-// exported snapshot and publishes the rows. It returns the LSN to stream from.
-func (s *Source) snapshot(ctx context.Context, repl *pgconn.PgConn, conn *pgx.Conn, tables []table, pub *cdc.Publisher, reason string) (pglogrepl.LSN, error) {
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
-	if err != nil {
-		return 0, fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err)
-	}
-	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
-	if err != nil {
-		return 0, fmt.Errorf("parse consistent point %q: %w", res.ConsistentPoint, err)
-	}
-	s.cfg.Logger.Info("snapshot started", "slot", s.cfg.Slot, "lsn", lsn, "reason", reason)
-	cdc.CountSnapshot(cdc.SourcePostgres, reason)
-
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return 0, fmt.Errorf("begin snapshot transaction: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+res.SnapshotName+"'"); err != nil {
-		return 0, fmt.Errorf("set transaction snapshot: %w", err)
-	}
-	var now time.Time
-	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
-		return 0, fmt.Errorf("read snapshot time: %w", err)
-	}
-	snapID := fmt.Sprintf("%s@%s", s.cfg.Slot, lsn)
-	total := 0
-	for _, t := range tables {
-		n, err := s.snapshotTable(ctx, tx, t, pub, lsn, now, snapID)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("end snapshot transaction: %w", err)
-	}
-	if err := pub.Flush(ctx); err != nil {
-		return 0, fmt.Errorf("publish snapshot: %w", err)
-	}
-	if err := s.checkpoint.Save(ctx, s.checkpointKey(), state{Slot: s.cfg.Slot, SnapshotLSN: lsn.String(), SnapshotDone: true}); err != nil {
-		return 0, err
-	}
-	s.acked.Store(uint64(lsn))
-	s.cfg.Logger.Info("snapshot published", "slot", s.cfg.Slot, "lsn", lsn, "rows", total)
-	return lsn, nil
-}
-
-func (s *Source) snapshotTable(ctx context.Context, tx pgx.Tx, t table, pub *cdc.Publisher, lsn pglogrepl.LSN, now time.Time, snapID string) (int, error) {
-	marker := func(op cdc.Op) error {
-		return pub.Publish(ctx, &cdc.Event{
-			ID: snapshotMarkerID(s.cfg.Slot, lsn, t.name, op), Source: cdc.SourcePostgres,
-			Collection: t.name, Op: op, Position: lsn.String(), Version: uint64(lsn), CommitTime: now, Snapshot: snapID,
-		})
-	}
-	if err := marker(cdc.OpSnapshotBegin); err != nil {
-		return 0, err
-	}
-	schema, rel, _ := strings.Cut(t.name, ".")
-	rows, err := tx.Query(ctx, "SELECT * FROM "+pgx.Identifier{schema, rel}.Sanitize(), pgx.QueryResultFormats{pgx.TextFormatCode})
-	if err != nil {
-		return 0, fmt.Errorf("snapshot %s: %w", t.name, err)
-	}
-	defer rows.Close()
-	cols := snapshotColumns(rows.FieldDescriptions(), t.keys)
-	all := func(int) bool { return true }
-	n := 0
-	for rows.Next() {
-		after, key, ok := s.dec.row(cols, rows.RawValues(), all)
-		if !ok {
-			// Only a REPLICA IDENTITY FULL table without a key has rows
-			// like this (a NULL as its only column): the stream could not
-			// tell their changes apart either.
-			s.skipped(t.name, cdc.OpSnapshot, lsn.String(), "null_key")
-			continue
-		}
-		err = pub.Publish(ctx, &cdc.Event{
-			ID: snapshotRowID(s.cfg.Slot, lsn, t.name, key), Source: cdc.SourcePostgres,
-			Collection: t.name, Op: cdc.OpSnapshot, Key: key, Position: lsn.String(), Version: uint64(lsn),
-			CommitTime: now, Snapshot: snapID, After: after,
-		})
-		if err != nil {
-			return n, err
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("snapshot %s: %w", t.name, err)
-	}
-	cdc.CountRead(cdc.SourcePostgres, n)
-	return n, marker(cdc.OpSnapshotEnd)
-}
-
-// snapshotColumns describes the columns of a snapshot query. With no key
-// columns (REPLICA IDENTITY FULL without a key) every column is part of the
-// key, as pgoutput marks them in the stream.
-func snapshotColumns(fields []pgconn.FieldDescription, keys []string) []column {
-	cols := make([]column, len(fields))
-	for i, f := range fields {
-		cols[i] = column{name: f.Name, oid: f.DataTypeOID, key: len(keys) == 0 || slices.Contains(keys, f.Name)}
-	}
-	return cols
-}
-
 // skipped counts and logs a row or change that identifies no row: it cannot
 // be published (consumers could not apply it) and must not stop capture.
 func (s *Source) skipped(table string, op cdc.Op, position, reason string) {
 	metricSkipped.WithLabelValues(reason).Inc()
-	s.cfg.Logger.Warn("change skipped: it identifies no row", "table", table, "op", op, "position", position, "reason", reason)
+	s.logger.Warn("change skipped: it identifies no row", "table", table, "op", op, "position", position, "reason", reason)
 }

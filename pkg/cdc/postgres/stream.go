@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,8 +22,7 @@ import (
 type txn struct {
 	active     bool
 	finalLSN   pglogrepl.LSN
-	position   string // finalLSN as text
-	idPrefix   string // "pg:<slot>:<finalLSN>:"
+	lsn        []byte // finalLSN as text, reused
 	commitTime time.Time
 	seq        int
 }
@@ -37,44 +36,39 @@ type relation struct {
 
 type streamer struct {
 	s         *Source
-	pub       *cdc.Publisher
+	pub       cdc.Publisher
 	relations map[uint32]*relation
 	keys      map[string][]string // key columns per table, when it has a key (see tableKey)
 	tx        txn
-	change    dml      // the change being handled, its tuples reused
-	values    [][]byte // a tuple's values, reused
-	buf       []byte   // for formatting positions
+	change    dml       // the change being handled, its tuples reused
+	values    [][]byte  // a tuple's values, reused
+	ev        cdc.Event // the event being published, reused (see cdc.Publisher)
 }
 
-func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publisher, start pglogrepl.LSN, tables []table) error {
-	// publication_names is a list of identifiers inside a string literal:
-	// unquoted, a name with capitals or a comma would name another
-	// publication, and a quote would end the literal.
-	pubs := pgx.Identifier{s.cfg.Publication}.Sanitize()
-	err := pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pubs, "'", "''") + "'"},
-	})
-	if err != nil {
-		return fmt.Errorf("start replication from %s: %w", start, err)
-	}
-	s.cfg.Logger.Info("streaming", "slot", s.cfg.Slot, "from", start)
-	s.streaming.Store(true)
+func newStreamer(s *Source, pub cdc.Publisher, tables []table) *streamer {
 	st := &streamer{s: s, pub: pub, relations: map[uint32]*relation{}, keys: map[string][]string{}}
 	for _, t := range tables {
 		if len(t.keys) > 0 {
 			st.keys[t.name] = t.keys
 		}
 	}
+	return st
+}
 
+func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub cdc.Publisher, start pglogrepl.LSN, tables []table) error {
+	if err := s.startReplication(ctx, repl, start); err != nil {
+		return err
+	}
+	st := newStreamer(s, pub, tables)
 	// Messages are received with context.Background, which pgconn does not
 	// watch: with a cancellable context it arms a context watcher for every
 	// message, a third of this loop's CPU on one-row transactions. The read
 	// deadline is the next status update instead, and cancelling ctx moves
 	// it to now.
 	conn := repl.Conn()
-	next := time.Now().Add(s.cfg.StatusInterval)
-	if err := conn.SetReadDeadline(next); err != nil {
-		return fmt.Errorf("set receive deadline: %w", err)
+	next, err := s.nextStatus(conn)
+	if err != nil {
+		return err
 	}
 	defer context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })()
 	for {
@@ -88,30 +82,61 @@ func (s *Source) stream(ctx context.Context, repl *pgconn.PgConn, pub *cdc.Publi
 			if err := s.sendStatus(ctx, repl, true); err != nil {
 				return err
 			}
-			next = time.Now().Add(s.cfg.StatusInterval)
-			if err := conn.SetReadDeadline(next); err != nil {
-				return fmt.Errorf("set receive deadline: %w", err)
+			if next, err = s.nextStatus(conn); err != nil {
+				return err
 			}
 			continue // a cancel just before the new deadline is seen above
 		}
-		raw, err := repl.ReceiveMessage(context.Background())
-		if err != nil {
-			if pgconn.Timeout(err) || ctx.Err() != nil {
-				continue
-			}
-			return fmt.Errorf("receive replication message: %w", err)
-		}
-		switch msg := raw.(type) {
-		case *pgproto3.CopyData:
-			if err := st.copyData(ctx, repl, msg.Data); err != nil {
-				return err
-			}
-		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(msg))
-		default:
-			return fmt.Errorf("replication stream: unexpected message %T", raw)
+		if err := st.receive(ctx, repl); err != nil {
+			return err
 		}
 	}
+}
+
+// startReplication starts streaming the slot from start.
+func (s *Source) startReplication(ctx context.Context, repl *pgconn.PgConn, start pglogrepl.LSN) error {
+	// publication_names is a list of identifiers inside a string literal:
+	// unquoted, a name with capitals or a comma would name another
+	// publication, and a quote would end the literal.
+	pubs := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	err := pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pubs, "'", "''") + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication from %s: %w", start, err)
+	}
+	s.logger.Info("streaming", "slot", s.cfg.Slot, "from", start)
+	s.streaming.Store(true)
+	return nil
+}
+
+// nextStatus returns when the next status update is due, which it makes
+// the connection's receive deadline.
+func (s *Source) nextStatus(conn net.Conn) (time.Time, error) {
+	next := time.Now().Add(s.cfg.StatusInterval)
+	if err := conn.SetReadDeadline(next); err != nil {
+		return next, fmt.Errorf("set receive deadline: %w", err)
+	}
+	return next, nil
+}
+
+// receive handles the next replication message. The receive deadline (the
+// next status update, or a cancel) passing is no error.
+func (st *streamer) receive(ctx context.Context, repl *pgconn.PgConn) error {
+	raw, err := repl.ReceiveMessage(context.Background())
+	if err != nil {
+		if pgconn.Timeout(err) || ctx.Err() != nil {
+			return nil //nolint:nilerr // the deadline: a status update is due, or ctx ended
+		}
+		return fmt.Errorf("receive replication message: %w", err)
+	}
+	switch msg := raw.(type) {
+	case *pgproto3.CopyData:
+		return st.copyData(ctx, repl, msg.Data)
+	case *pgproto3.ErrorResponse:
+		return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(msg))
+	}
+	return fmt.Errorf("replication stream: unexpected message %T", raw)
 }
 
 func (s *Source) sendStatus(ctx context.Context, repl *pgconn.PgConn, reply bool) error {
@@ -129,16 +154,16 @@ func (s *Source) sendStatus(ctx context.Context, repl *pgconn.PgConn, reply bool
 
 // shutdown waits (boundedly) for what was published to be acknowledged and
 // reports the final position, so a restart repeats as little as possible.
-func (s *Source) shutdown(repl *pgconn.PgConn, pub *cdc.Publisher) error {
+func (s *Source) shutdown(repl *pgconn.PgConn, pub cdc.Publisher) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := pub.Flush(ctx); err != nil {
-		s.cfg.Logger.Warn("stopping with unacknowledged events; they will be republished on restart", "err", err)
+		s.logger.Warn("stopping with unacknowledged events; they will be republished on restart", "err", err)
 	}
 	if err := s.sendStatus(ctx, repl, false); err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("replication stopped", "slot", s.cfg.Slot, "flushed", s.AckedLSN())
+	s.logger.Info("replication stopped", "slot", s.cfg.Slot, "flushed", s.AckedLSN())
 	return context.Canceled
 }
 
@@ -163,7 +188,7 @@ func (st *streamer) copyData(ctx context.Context, repl *pgconn.PgConn, data []by
 			// received; once it is acknowledged, WAL up to there (including
 			// WAL of tables we do not capture) can be released.
 			walEnd := uint64(ka.ServerWALEnd)
-			if err := st.pub.AfterAcked(ctx, func() { advance(&st.s.acked, walEnd) }); err != nil {
+			if err := st.pub.AfterAcked(func() { advance(&st.s.acked, walEnd) }); err != nil {
 				return err
 			}
 		}
@@ -186,38 +211,52 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 	if len(data) == 0 {
 		return fmt.Errorf("empty logical message at %s", xld.WALStart)
 	}
+	var err error
 	switch data[0] {
 	case 'B':
-		m, err := parseBegin(data)
-		if err != nil {
-			return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
-		}
-		st.buf = append(append(append(st.buf[:0], "pg:"...), st.s.cfg.Slot...), ':')
-		start := len(st.buf)
-		st.buf = appendLSN(st.buf, m.finalLSN)
-		end := len(st.buf)
-		prefix := string(append(st.buf, ':'))
-		st.tx = txn{active: true, finalLSN: m.finalLSN, position: prefix[start:end], idPrefix: prefix, commitTime: m.commitTime}
-		return nil
+		err = st.begin(data)
 	case 'C':
-		m, err := parseCommit(data)
-		if err != nil {
-			return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
-		}
-		st.tx.active = false
-		cdc.SetLastCommit(cdc.SourcePostgres, float64(m.commitTime.UnixNano())/1e9)
-		end := uint64(m.endLSN)
-		return st.pub.AfterAcked(ctx, func() { advance(&st.s.acked, end) })
+		err = st.commit(data)
 	case 'I', 'U', 'D':
-		if err := parseDML(data, &st.change); err != nil {
-			return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
+		if err = parseDML(data, &st.change); err == nil {
+			return st.apply(ctx, &st.change)
 		}
-		return st.apply(ctx, &st.change)
+	default:
+		var msg pglogrepl.Message
+		if msg, err = pglogrepl.Parse(data); err == nil {
+			return st.other(ctx, msg)
+		}
 	}
-	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return fmt.Errorf("parse logical message at %s: %w", xld.WALStart, err)
 	}
+	return nil
+}
+
+func (st *streamer) begin(data []byte) error {
+	m, err := parseBegin(data)
+	if err != nil {
+		return err
+	}
+	st.tx = txn{active: true, finalLSN: m.finalLSN, lsn: appendLSN(st.tx.lsn[:0], m.finalLSN), commitTime: m.commitTime}
+	return nil
+}
+
+// commit acknowledges the transaction's end LSN once its events are.
+func (st *streamer) commit(data []byte) error {
+	m, err := parseCommit(data)
+	if err != nil {
+		return err
+	}
+	st.tx.active = false
+	cdc.SetLastCommit(cdc.SourcePostgres, float64(m.commitTime.UnixNano())/1e9)
+	end := uint64(m.endLSN)
+	return st.pub.AfterAcked(func() { advance(&st.s.acked, end) })
+}
+
+// other handles the messages that change no row: relations, which the
+// changes after them refer to, and truncates.
+func (st *streamer) other(ctx context.Context, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
 		r := &relation{RelationMessage: m, name: m.Namespace + "." + m.RelationName, cols: make([]column, len(m.Columns))}
@@ -233,25 +272,26 @@ func (st *streamer) logical(ctx context.Context, xld pglogrepl.XLogData) error {
 		}
 		st.relations[m.RelationID] = r
 	case *pglogrepl.TruncateMessage:
-		// A TRUNCATE carries no rows: it says the table is empty as of this
-		// transaction, which is what an empty snapshot says too.
-		for _, id := range m.RelationIDs {
-			rel, ok := st.relations[id]
-			if !ok {
-				return fmt.Errorf("truncate of unknown relation %d", id)
-			}
-			name := rel.name
-			snap := fmt.Sprintf("truncate:%s@%s", name, st.tx.finalLSN)
-			for _, op := range []cdc.Op{cdc.OpSnapshotBegin, cdc.OpSnapshotEnd} {
-				st.tx.seq++
-				err := st.pub.Publish(ctx, &cdc.Event{
-					ID: fmt.Sprintf("pg:%s:%s:%d", st.s.cfg.Slot, st.tx.finalLSN, st.tx.seq), Source: cdc.SourcePostgres,
-					Collection: name, Op: op, Position: st.tx.finalLSN.String(), Version: uint64(st.tx.finalLSN),
-					CommitTime: st.tx.commitTime, Snapshot: snap,
-				})
-				if err != nil {
-					return err
-				}
+		return st.truncate(ctx, m)
+	}
+	return nil
+}
+
+// truncate publishes a TRUNCATE as a snapshot of each table without rows:
+// it carries none, and says the table is empty as of this transaction,
+// which is what an empty snapshot says too.
+func (st *streamer) truncate(ctx context.Context, m *pglogrepl.TruncateMessage) error {
+	for _, id := range m.RelationIDs {
+		rel, ok := st.relations[id]
+		if !ok {
+			return fmt.Errorf("truncate of unknown relation %d", id)
+		}
+		snap := fmt.Sprintf("truncate:%s@%s", rel.name, st.tx.finalLSN)
+		for _, op := range []cdc.Op{cdc.OpSnapshotBegin, cdc.OpSnapshotEnd} {
+			ev := st.event(rel.name, op)
+			ev.Snapshot = snap
+			if err := st.pub.Publish(ctx, ev); err != nil {
+				return err
 			}
 		}
 	}
@@ -322,7 +362,7 @@ func (st *streamer) apply(ctx context.Context, m *dml) error {
 	if !hasKey {
 		// Publishing it would be refused by every consumer, and failing
 		// would repeat it for ever: count it, say why, and go on.
-		st.s.skipped(name, op, st.tx.position, "no_key")
+		st.s.skipped(name, op, st.tx.finalLSN.String(), "no_key")
 		return nil
 	}
 	if op == cdc.OpUpdate && hasOldKey && oldKey != key {
@@ -355,20 +395,21 @@ func (st *streamer) tuple(cols []column, t []tupleCol) (json.RawMessage, string,
 	return row, key, ok, nil
 }
 
-func (st *streamer) emit(ctx context.Context, collection string, op cdc.Op, key string, after, before json.RawMessage) error {
+// event returns the next event of the transaction, whose id numbers it
+// among the transaction's events. It is valid until the next call.
+func (st *streamer) event(collection string, op cdc.Op) *cdc.Event {
 	st.tx.seq++
-	ev := &cdc.Event{
-		ID:         st.tx.idPrefix + strconv.Itoa(st.tx.seq),
-		Source:     cdc.SourcePostgres,
-		Collection: collection,
-		Op:         op,
-		Key:        key,
-		Position:   st.tx.position,
-		Version:    uint64(st.tx.finalLSN),
-		CommitTime: st.tx.commitTime,
-		After:      after,
-		Before:     before,
+	id, position := st.s.origin.Change(st.tx.lsn, st.tx.seq)
+	st.ev = cdc.Event{
+		ID: id, Source: cdc.SourcePostgres, Collection: collection, Op: op,
+		Position: position, Version: uint64(st.tx.finalLSN), CommitTime: st.tx.commitTime,
 	}
+	return &st.ev
+}
+
+func (st *streamer) emit(ctx context.Context, collection string, op cdc.Op, key string, after, before json.RawMessage) error {
+	ev := st.event(collection, op)
+	ev.Key, ev.After, ev.Before = key, after, before
 	cdc.CountRead(cdc.SourcePostgres, 1)
 	return st.pub.Publish(ctx, ev)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/reportes/reportes/internal/cdctest"
-	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // BenchmarkOneRowTransactions streams one-row insert transactions (BEGIN,
@@ -18,13 +18,16 @@ import (
 // server, which runs in this process: its work is counted too.
 func BenchmarkOneRowTransactions(b *testing.B) {
 	s := cdctest.New(b)
-	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(s.Prefix))
+	pub, err := stream.NewPublisher(s.NC, stream.WithSubjectPrefix(s.Prefix))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pub.Close()
-	src := &Source{cfg: Config{Slot: "bench"}, dec: newDecoder()}
-	st := &streamer{s: src, pub: pub, relations: map[uint32]*relation{}}
+	src, err := New(Config{ConnString: "postgres://bench", Tables: []string{"public.empleados"}, Slot: "bench"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := newStreamer(src, pub, nil)
 	ctx := context.Background()
 	rel := pgoutput('R', u32(16384), cstr("public"), cstr("empleados"), []byte{'d'}, u16(4),
 		[]byte{1}, cstr("codigo"), u32(pgtype.TextOID), u32(0xffffffff),

@@ -50,7 +50,13 @@ type Option func(*Writer)
 func WithInterval(d time.Duration) Option { return func(w *Writer) { w.interval = d } }
 
 // WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(w *Writer) { w.logger = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(w *Writer) {
+		if l != nil {
+			w.logger = l
+		}
+	}
+}
 
 // New returns a Writer of view into table ("schema.name") of the database at
 // connString, creating the tables when missing.

@@ -1,4 +1,4 @@
-package cdc_test
+package stream_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reportes/reportes/internal/devstack"
-	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 func testJetStream(t *testing.T) jetstream.JetStream {
@@ -31,14 +31,14 @@ func testJetStream(t *testing.T) jetstream.JetStream {
 func TestEnsureStreamCreatesAStreamThatKeepsEverything(t *testing.T) {
 	js := testJetStream(t)
 	name := devstack.Name(t)
-	s, err := cdc.EnsureStream(context.Background(), js, cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
+	s, err := stream.Ensure(context.Background(), js, stream.Config{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := s.CachedInfo().Config
 	if !slices.Equal(got.Subjects, []string{name + ".cdc.>"}) || got.Retention != jetstream.LimitsPolicy ||
-		got.Storage != jetstream.FileStorage || got.MaxAge != 0 || got.Duplicates != cdc.DefaultDuplicates {
-		t.Fatalf("created stream %+v, want file storage of %s.cdc.> kept for ever, deduplicating within %s", got, name, cdc.DefaultDuplicates)
+		got.Storage != jetstream.FileStorage || got.MaxAge != 0 || got.Duplicates != stream.DefaultDuplicates {
+		t.Fatalf("created stream %+v, want file storage of %s.cdc.> kept for ever, deduplicating within %s", got, name, stream.DefaultDuplicates)
 	}
 }
 
@@ -46,7 +46,7 @@ func TestEnsureStreamKeepsWhatAnOperatorSet(t *testing.T) {
 	js := testJetStream(t)
 	ctx := context.Background()
 	name := devstack.Name(t)
-	cfg := cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc", Duplicates: time.Minute}
+	cfg := stream.Config{Name: "S_" + name, SubjectPrefix: name + ".cdc", Duplicates: time.Minute}
 
 	// An operator creates the stream with settings of their own (the
 	// persist mode can only be chosen at creation), then edits it.
@@ -60,7 +60,7 @@ func TestEnsureStreamKeepsWhatAnOperatorSet(t *testing.T) {
 	check := func(when string, want jetstream.StreamConfig, window time.Duration) {
 		t.Helper()
 		cfg.Duplicates = window
-		s, err := cdc.EnsureStream(ctx, js, cfg)
+		s, err := stream.Ensure(ctx, js, cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
@@ -105,18 +105,18 @@ func TestEnsureStreamAddsItsSubjectUnlessCovered(t *testing.T) {
 		{have: []string{name + ".>"}, want: []string{name + ".>"}},
 		{have: []string{name + ".*.>"}, want: []string{name + ".*.>"}},
 	} {
-		stream := "S_" + name + "_" + strings.NewReplacer(".", "_", "*", "star", ">", "gt").Replace(tt.have[0])
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: tt.have}); err != nil {
+		sname := "S_" + name + "_" + strings.NewReplacer(".", "_", "*", "star", ">", "gt").Replace(tt.have[0])
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: sname, Subjects: tt.have}); err != nil {
 			t.Fatal(err)
 		}
-		s, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: stream, SubjectPrefix: name + ".cdc"})
+		s, err := stream.Ensure(ctx, js, stream.Config{Name: sname, SubjectPrefix: name + ".cdc"})
 		if err != nil {
 			t.Fatalf("stream on %v: %v", tt.have, err)
 		}
 		if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, tt.want) {
-			t.Errorf("stream on %v: subjects %v after EnsureStream, want %v", tt.have, got, tt.want)
+			t.Errorf("stream on %v: subjects %v after Ensure, want %v", tt.have, got, tt.want)
 		}
-		_ = js.DeleteStream(ctx, stream)
+		_ = js.DeleteStream(ctx, sname)
 	}
 }
 
@@ -127,9 +127,9 @@ func TestEnsureStreamRefusesAStreamThatForgets(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S_" + name, Subjects: []string{name + ".cdc.>"}, Retention: jetstream.WorkQueuePolicy}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
+	_, err := stream.Ensure(ctx, js, stream.Config{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
 	if err == nil || !strings.Contains(err.Error(), "limits retention") {
-		t.Fatalf("EnsureStream on a work-queue stream: %v, want an error naming the retention it needs", err)
+		t.Fatalf("Ensure on a work-queue stream: %v, want an error naming the retention it needs", err)
 	}
 }
 
@@ -150,7 +150,7 @@ func TestCovers(t *testing.T) {
 		{"a.*", "a.b", true},
 		{"a.b.c", "a.b.c", true},
 	} {
-		if got := cdc.Covers(tt.filter, tt.subject); got != tt.want {
+		if got := stream.Covers(tt.filter, tt.subject); got != tt.want {
 			t.Errorf("covers(%q, %q) = %v, want %v", tt.filter, tt.subject, got, tt.want)
 		}
 	}
@@ -163,7 +163,7 @@ func TestOpenCheckpointsKeepsTheOperatorsBucket(t *testing.T) {
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Description: "made by hand", History: 20, MaxBytes: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cdc.OpenCheckpoints(ctx, js, bucket); err != nil {
+	if _, err := stream.OpenCheckpoints(ctx, js, bucket); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := js.KeyValue(ctx, bucket)
@@ -188,15 +188,15 @@ func TestReplicasReachTheServer(t *testing.T) {
 	js := testJetStream(t)
 	ctx := context.Background()
 	name := devstack.Name(t)
-	_, err := cdc.EnsureStream(ctx, js, cdc.StreamConfig{Name: "S_" + name, SubjectPrefix: name + ".cdc", Replicas: 3})
+	_, err := stream.Ensure(ctx, js, stream.Config{Name: "S_" + name, SubjectPrefix: name + ".cdc", Replicas: 3})
 	if err == nil || !strings.Contains(err.Error(), "replicas") {
 		t.Errorf("stream of 3 replicas on a single server: %v, want the server's refusal naming replicas", err)
 	}
-	_, err = cdc.OpenCheckpoints(ctx, js, "P_"+name, cdc.WithCheckpointReplicas(3))
+	_, err = stream.OpenCheckpoints(ctx, js, "P_"+name, stream.WithCheckpointReplicas(3))
 	if err == nil || !strings.Contains(err.Error(), "replicas") {
 		t.Errorf("bucket of 3 replicas on a single server: %v, want the server's refusal naming replicas", err)
 	}
-	if _, err := cdc.OpenCheckpoints(ctx, js, "P_"+name, cdc.WithCheckpointReplicas(1)); err != nil {
+	if _, err := stream.OpenCheckpoints(ctx, js, "P_"+name, stream.WithCheckpointReplicas(1)); err != nil {
 		t.Fatal(err)
 	}
 }

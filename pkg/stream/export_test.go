@@ -1,4 +1,4 @@
-package cdc
+package stream
 
 import dto "github.com/prometheus/client_model/go"
 

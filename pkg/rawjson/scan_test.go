@@ -1,4 +1,4 @@
-package cdc
+package rawjson
 
 import (
 	"encoding/binary"
@@ -47,7 +47,7 @@ func TestSpecials(t *testing.T) {
 	}
 }
 
-// FuzzTimeValue: reading a commit time in place agrees with time.Parse on
+// FuzzTimeValue: reading a commit time in place (Time) agrees with time.Parse on
 // every input, in value, location and whether it is an error.
 func FuzzTimeValue(f *testing.F) {
 	for _, s := range []string{"2026-11-27T00:00:00Z", "2024-02-29T23:59:59.123456789Z", "2023-02-29T00:00:00Z",
@@ -56,24 +56,24 @@ func FuzzTimeValue(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := timeValue([]byte(s))
+		got, err := Time([]byte(s))
 		want, wantErr := time.Parse(time.RFC3339Nano, s)
 		if (err == nil) != (wantErr == nil) || !got.Equal(want) || got.Location().String() != want.Location().String() {
-			t.Fatalf("timeValue(%q) = %v, %v; time.Parse: %v, %v", s, got, err, want, wantErr)
+			t.Fatalf("Time(%q) = %v, %v; time.Parse: %v, %v", s, got, err, want, wantErr)
 		}
 	})
 }
 
-// FuzzUintValue: reading a version in place agrees with strconv.ParseUint.
+// FuzzUintValue: reading a version in place (Uint) agrees with strconv.ParseUint.
 func FuzzUintValue(f *testing.F) {
 	for _, s := range []string{"0", "42", "18446744073709551615", "18446744073709551616", "9999999999999999999", "-1", "1.5", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := uintValue([]byte(s))
+		got, err := Uint([]byte(s))
 		want, wantErr := strconv.ParseUint(s, 10, 64)
 		if (err == nil) != (wantErr == nil) || got != want {
-			t.Fatalf("uintValue(%q) = %d, %v; strconv.ParseUint: %d, %v", s, got, err, want, wantErr)
+			t.Fatalf("Uint(%q) = %d, %v; strconv.ParseUint: %d, %v", s, got, err, want, wantErr)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package cdc
+package rawjson
 
 import (
 	"bytes"

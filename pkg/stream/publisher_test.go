@@ -1,4 +1,4 @@
-package cdc_test
+package stream_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/reportes/reportes/internal/cdctest"
 	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // testEvent is the n-th insert of an order, as a source would publish it.
@@ -27,9 +28,9 @@ func testEvent(n int) *cdc.Event {
 }
 
 // newPublisher returns a Publisher closed when the test ends.
-func newPublisher(tb testing.TB, nc *nats.Conn, opts ...cdc.PublisherOption) *cdc.Publisher {
+func newPublisher(tb testing.TB, nc *nats.Conn, opts ...stream.PublisherOption) *stream.Publisher {
 	tb.Helper()
-	pub, err := cdc.NewPublisher(nc, opts...)
+	pub, err := stream.NewPublisher(nc, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func newPublisher(tb testing.TB, nc *nats.Conn, opts ...cdc.PublisherOption) *cd
 
 func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 	s := cdctest.New(t)
-	pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(s.Prefix), cdc.WithMaxPending(64))
+	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix), stream.WithMaxPending(64))
 	ctx := context.Background()
 	const n = 1000
 	var (
@@ -51,7 +52,7 @@ func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%7 == 0 {
-			if err := pub.AfterAcked(ctx, func() {
+			if err := pub.AfterAcked(func() {
 				mu.Lock()
 				ran = append(ran, i)
 				mu.Unlock()
@@ -83,7 +84,7 @@ func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 
 func TestPublisherDeduplicatesByEventID(t *testing.T) {
 	s := cdctest.New(t)
-	pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(s.Prefix))
+	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
 	ctx := context.Background()
 	for _, i := range []int{1, 2, 1, 3, 2} {
 		if err := pub.Publish(ctx, testEvent(i)); err != nil {
@@ -102,14 +103,14 @@ func TestPublisherStopsAtTheFirstFailure(t *testing.T) {
 	s := cdctest.New(t)
 	// No stream listens under this prefix: the server answers "no
 	// responders" and the publish fails.
-	pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(s.Name+".nostream"))
+	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Name+".nostream"))
 	ctx := context.Background()
 	if err := pub.Publish(ctx, testEvent(1)); err != nil {
 		t.Fatal(err)
 	}
 	ran := make(chan struct{}, 1)
 	// The refusal may already be in: then AfterAcked reports it instead.
-	if err := pub.AfterAcked(ctx, func() { ran <- struct{}{} }); err != nil && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+	if err := pub.AfterAcked(func() { ran <- struct{}{} }); err != nil && !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("AfterAcked: %v", err)
 	}
 	if err := pub.Flush(ctx); !errors.Is(err, jetstream.ErrNoStreamResponse) {
@@ -154,7 +155,7 @@ func TestPublisherFailsOnBadOrMissingAcknowledgements(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = sub.Unsubscribe() }()
-			pub := newPublisher(t, s.NC, cdc.WithSubjectPrefix(prefix), cdc.WithAckTimeout(300*time.Millisecond))
+			pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(prefix), stream.WithAckTimeout(300*time.Millisecond))
 			ctx := context.Background()
 			if err := pub.Publish(ctx, testEvent(1)); err != nil {
 				t.Fatal(err)
@@ -175,7 +176,7 @@ func TestPublisherFailsOnBadOrMissingAcknowledgements(t *testing.T) {
 // process: its work is counted too).
 func BenchmarkPublish(b *testing.B) {
 	s := cdctest.New(b)
-	pub := newPublisher(b, s.NC, cdc.WithSubjectPrefix(s.Prefix))
+	pub := newPublisher(b, s.NC, stream.WithSubjectPrefix(s.Prefix))
 	ctx := context.Background()
 	evs := make([]*cdc.Event, 1000)
 	for i := range evs {
@@ -190,7 +191,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i%100 == 99 {
-			if err := pub.AfterAcked(ctx, func() {}); err != nil {
+			if err := pub.AfterAcked(func() {}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -211,9 +212,9 @@ func TestPublisherInflightGauge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	gauge := func() float64 { return cdc.Inflight(cdc.SourceMongo) }
+	gauge := func() float64 { return stream.Inflight(cdc.SourceMongo) }
 	base := gauge()
-	pub, err := cdc.NewPublisher(s.NC, cdc.WithSubjectPrefix(prefix))
+	pub, err := stream.NewPublisher(s.NC, stream.WithSubjectPrefix(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cdc
+package stream
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/pkg/cdc"
 )
 
-// StreamConfig describes the JetStream stream change events are stored in.
-type StreamConfig struct {
+// Config describes the JetStream stream change events are stored in.
+type Config struct {
 	// Name of the stream (default "REPORTES_CDC").
 	Name string
 	// SubjectPrefix of the events (default "reportes.cdc"); the stream
@@ -31,18 +33,18 @@ type StreamConfig struct {
 	Replicas int
 }
 
-// Defaults for StreamConfig.
+// Defaults for Config.
 const (
-	DefaultStreamName = "REPORTES_CDC"
+	DefaultName       = "REPORTES_CDC"
 	DefaultDuplicates = 2 * time.Minute
 )
 
-func (c StreamConfig) withDefaults() StreamConfig {
+func (c Config) withDefaults() Config {
 	if c.Name == "" {
-		c.Name = DefaultStreamName
+		c.Name = DefaultName
 	}
 	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultSubjectPrefix
+		c.SubjectPrefix = cdc.DefaultSubjectPrefix
 	}
 	if c.Duplicates == 0 {
 		c.Duplicates = DefaultDuplicates
@@ -53,14 +55,14 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	return c
 }
 
-// EnsureStream creates the stream when it does not exist. When it does, it
+// Ensure creates the stream when it does not exist. When it does, it
 // makes sure the stream captures prefix.> and deduplicates within
 // cfg.Duplicates, and leaves every other setting as it is: an operator who
 // edited the stream (replicas, limits, placement, compression, persist
 // mode...) keeps the edit across restarts of the ingestor. A stream that
 // deletes events before their time (work-queue or interest retention)
 // cannot rebuild a view and is refused.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
 	cfg = cfg.withDefaults()
 	subject := cfg.SubjectPrefix + ".>"
 	s, err := OpenOrCreate(ctx,

@@ -1,0 +1,178 @@
+package live
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/reportes/reportes/pkg/projection"
+)
+
+// writeTimeout bounds one write to a client: one that reads nothing for
+// that long is disconnected.
+const writeTimeout = 10 * time.Second
+
+// client is one connected event stream.
+type client struct {
+	ch     chan *event
+	resync atomic.Bool
+	wake   chan struct{} // signalled when the queue overflowed
+}
+
+// offer queues ev, or marks the client for a resync when its queue is
+// full: it is then sent the whole dashboard instead of what it missed.
+func (c *client) offer(ev *event) {
+	select {
+	case c.ch <- ev:
+	default:
+		if !c.resync.Swap(true) {
+			metricSSEResyncs.Inc()
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// join registers c and returns the recent updates after last when they
+// follow on from it without a gap (nil, false otherwise), and the current
+// estado event.
+func (h *Hub) join(c *client, last uint64, resume bool) ([]*event, bool, *event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clients[c] = struct{}{}
+	metricSSEClients.Set(float64(len(h.clients)))
+	if !resume || len(h.recent) == 0 || h.recent[0].from > last {
+		return nil, false, h.estado
+	}
+	var replay []*event
+	for i := range h.recent {
+		if h.recent[i].seq > last {
+			replay = append(replay, &h.recent[i])
+		}
+	}
+	return replay, true, h.estado
+}
+
+func (h *Hub) leave(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.clients, c)
+	metricSSEClients.Set(float64(len(h.clients)))
+}
+
+// ServeHTTP streams the dashboard as Server-Sent Events: the whole
+// dashboard first (or, for a client reconnecting with Last-Event-ID, the
+// updates it missed when they are still kept), then one update event per
+// coalesced change, each with the view's sequence as its id.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	last, resume := lastEventID(r)
+	c := &client{ch: make(chan *event, max(h.opts.queue, 1)), wake: make(chan struct{}, 1)}
+	replay, covered, estado := h.join(c, last, resume)
+	defer h.leave(c)
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	s := &sender{w: w, rc: http.NewResponseController(w), after: last}
+	s.buf.WriteString("retry: 2000\n\n")
+	if covered {
+		for _, ev := range replay {
+			s.add(ev)
+		}
+	} else {
+		s.dashboard(h.dashboard())
+	}
+	if estado != nil {
+		s.add(estado)
+	}
+	if s.flush() != nil {
+		return
+	}
+	h.stream(r, c, s)
+}
+
+func (h *Hub) stream(r *http.Request, c *client, s *sender) {
+	beat := time.NewTicker(h.opts.heartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev := <-c.ch:
+			s.add(ev)
+			for more := true; more; {
+				select {
+				case ev := <-c.ch:
+					s.add(ev)
+				default:
+					more = false
+				}
+			}
+		case <-c.wake:
+			c.resync.Store(false)
+			for len(c.ch) > 0 {
+				<-c.ch
+			}
+			s.dashboard(h.dashboard())
+		case <-beat.C:
+			s.buf.WriteString(": ping\n\n")
+		}
+		if s.flush() != nil {
+			return
+		}
+	}
+}
+
+// sender writes one client's events, skipping updates its state already
+// holds.
+type sender struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	buf   bytes.Buffer
+	after uint64 // the sequence of the client's state
+}
+
+func (s *sender) add(ev *event) {
+	if ev.seq != 0 && ev.seq <= s.after {
+		return
+	}
+	s.after = max(s.after, ev.seq)
+	s.buf.Write(ev.wire)
+}
+
+// dashboard sends the whole dashboard, which replaces the client's state.
+func (s *sender) dashboard(body []byte) {
+	seq := projection.DashboardSeq(body)
+	s.buf.Write(encode(seq, "dashboard", body))
+	s.after = seq
+}
+
+func (s *sender) flush() error {
+	if s.buf.Len() == 0 {
+		return nil
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := s.w.Write(s.buf.Bytes())
+	s.buf.Reset()
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	return err
+}
+
+// lastEventID reads the Last-Event-ID header (or the lastEventId query
+// parameter, for clients that cannot set headers).
+func lastEventID(r *http.Request) (uint64, bool) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("lastEventId")
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	return n, err == nil
+}

@@ -1,0 +1,246 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/pkg/cdc"
+	"github.com/reportes/reportes/pkg/projection"
+)
+
+// Defaults of the metric-update stream.
+const (
+	DefaultMetricsStream = "REPORTES_METRICS"
+	DefaultMetricsPrefix = "reportes.metrics"
+)
+
+// SellerMessage is the payload of <prefix>.vendedor.<code>: the seller's
+// line at Seq, the sequence of the last change that touched it. A seller
+// that is not (or no longer) an employee's code has EsEmpleado false: that
+// is the final message of a deleted employee.
+type SellerMessage struct {
+	projection.SellerUpdate
+	// UltimoCambio is the source commit time of the newest change the
+	// update held.
+	UltimoCambio *time.Time `json:"ultimo_cambio"`
+}
+
+// GlobalMessage is the payload of <prefix>.global: the totals at Seq.
+type GlobalMessage struct {
+	projection.GlobalUpdate
+	UltimoCambio *time.Time `json:"ultimo_cambio"`
+}
+
+// StreamConfig describes the metric-update stream.
+type StreamConfig struct {
+	Name       string        // default REPORTES_METRICS
+	Prefix     string        // default reportes.metrics; the stream captures prefix.>
+	Duplicates time.Duration // deduplication window (default 2 minutes)
+	Replicas   int           // when the stream is created (default 1)
+}
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Name == "" {
+		c.Name = DefaultMetricsStream
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultMetricsPrefix
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	c.Replicas = max(c.Replicas, 1)
+	return c
+}
+
+// EnsureStream creates the metric-update stream when it does not exist: it
+// keeps the last message of each subject, so that a subscriber that joins
+// late reads every seller's current line and the totals at once. An
+// existing stream is left as it is, but for capturing prefix.>.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	cfg = cfg.withDefaults()
+	subject := cfg.Prefix + ".>"
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:              cfg.Name,
+			Description:       "reportes metric updates, the last per subject (docs/events.md)",
+			Subjects:          []string{subject},
+			Storage:           jetstream.FileStorage,
+			MaxMsgsPerSubject: 1,
+			Discard:           jetstream.DiscardOld,
+			Duplicates:        cfg.Duplicates,
+			Replicas:          cfg.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(ctx, cfg.Name) // another replica created it
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	have := s.CachedInfo().Config
+	if slices.Contains(have.Subjects, subject) || slices.Contains(have.Subjects, ">") {
+		return s, nil
+	}
+	have.Subjects = append(slices.Clone(have.Subjects), subject)
+	if s, err = js.UpdateStream(ctx, have); err != nil {
+		return nil, fmt.Errorf("ensure stream %s: add subjects %s: %w", cfg.Name, subject, err)
+	}
+	return s, nil
+}
+
+// Subjects publishes the view's updates on the metric-update subjects,
+// into the stream of EnsureStream. Each message carries a Nats-Msg-Id made
+// of its subject and its sequence, so the stream stores one copy of an
+// update however many API replicas publish it. What is not acknowledged
+// goes back into the coalescing, so the next attempt sends the latest line.
+type Subjects struct {
+	conn     func() *nats.Conn
+	cfg      StreamConfig
+	opts     options
+	coalesce *Coalescer
+	timeout  time.Duration
+
+	js   jetstream.JetStream
+	jsOf *nats.Conn // the connection js was made for
+}
+
+// NewSubjects publishes through the connection conn returns (the
+// projector's: it may replace a connection the client closed), into the
+// stream cfg describes.
+func NewSubjects(conn func() *nats.Conn, cfg StreamConfig, opts ...Option) *Subjects {
+	s := &Subjects{conn: conn, cfg: cfg.withDefaults(), opts: newOptions(opts), timeout: 5 * time.Second}
+	s.coalesce = NewCoalescer(s.opts.interval, s.Publish)
+	return s
+}
+
+// Add hands an update of the view to be coalesced and published.
+func (s *Subjects) Add(u projection.Update) { s.coalesce.Add(u) }
+
+// Run makes sure the stream exists (retrying while NATS cannot be
+// reached), then publishes the coalesced updates until ctx ends.
+func (s *Subjects) Run(ctx context.Context) error {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		_, err := EnsureStream(ctx, s.jetStream(), s.cfg)
+		if err != nil {
+			s.opts.logger.Warn("metric-update stream not ready; retrying", "stream", s.cfg.Name, "err", err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return nil // ctx ended
+	}
+	return s.coalesce.Run(ctx)
+}
+
+func (s *Subjects) jetStream() jetstream.JetStream {
+	nc := s.conn()
+	if s.js == nil || s.jsOf != nc {
+		s.js, _ = jetstream.New(nc) // fails only for a nil connection
+		s.jsOf = nc
+	}
+	return s.js
+}
+
+// SellerSubject is the subject of a seller's updates: the code as one
+// subject token, bounded (cdc.SubjectToken).
+func SellerSubject(prefix, code string) string {
+	return prefix + ".vendedor." + cdc.SubjectToken(code, false)
+}
+
+// Publish sends u and waits for the stream's acknowledgements.
+func (s *Subjects) Publish(u projection.Update) {
+	commit := commitTime(u)
+	type sent struct {
+		ack    jetstream.PubAckFuture
+		seller *projection.SellerUpdate
+	}
+	var out []sent
+	var failed projection.Update
+	for i := range u.Sellers {
+		su := &u.Sellers[i]
+		body, _ := json.Marshal(SellerMessage{SellerUpdate: *su, UltimoCambio: commit})
+		ack, err := s.publish(SellerSubject(s.cfg.Prefix, su.Empleado), su.Seq, body)
+		if err != nil {
+			failed.Sellers = append(failed.Sellers, *su)
+			continue
+		}
+		out = append(out, sent{ack, su})
+	}
+	var totals jetstream.PubAckFuture
+	if u.Totals != nil {
+		body, _ := json.Marshal(GlobalMessage{GlobalUpdate: *u.Totals, UltimoCambio: commit})
+		var err error
+		if totals, err = s.publish(s.cfg.Prefix+".global", u.Totals.Seq, body); err != nil {
+			failed.Totals = u.Totals
+		}
+	}
+	deadline := time.After(s.timeout)
+	for _, o := range out {
+		if !s.acked(o.ack, deadline) {
+			failed.Sellers = append(failed.Sellers, *o.seller)
+		}
+	}
+	if totals != nil && !s.acked(totals, deadline) {
+		failed.Totals = u.Totals
+	}
+	s.again(u, failed)
+}
+
+func (s *Subjects) publish(subject string, seq uint64, body []byte) (jetstream.PubAckFuture, error) {
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, subject+":"+strconv.FormatUint(seq, 10))
+	return s.jetStream().PublishMsgAsync(msg)
+}
+
+func (s *Subjects) acked(f jetstream.PubAckFuture, deadline <-chan time.Time) bool {
+	select {
+	case ack := <-f.Ok():
+		s.opts.logger.Debug("metric update stored", "id", f.Msg().Header.Get(jetstream.MsgIDHeader), "duplicate", ack.Duplicate)
+		return true
+	case err := <-f.Err():
+		s.opts.logger.Warn("metric update not stored; retrying", "subject", f.Msg().Subject, "err", err)
+		return false
+	case <-deadline:
+		s.opts.logger.Warn("metric update not acknowledged; retrying", "subject", f.Msg().Subject)
+		return false
+	}
+}
+
+// again adds what failed back into the coalescing, after a pause so that
+// an outage is not a busy loop.
+func (s *Subjects) again(u, failed projection.Update) {
+	if len(failed.Sellers) == 0 && failed.Totals == nil {
+		metricUpdatesPublished.Add(float64(len(u.Sellers) + boolInt(u.Totals != nil)))
+		return
+	}
+	metricUpdatesFailed.Add(float64(len(failed.Sellers) + boolInt(failed.Totals != nil)))
+	metricUpdatesPublished.Add(float64(len(u.Sellers) - len(failed.Sellers) + boolInt(u.Totals != nil && failed.Totals == nil)))
+	failed.From, failed.Seq, failed.CommitTime = u.From, u.Seq, u.CommitTime
+	time.AfterFunc(250*time.Millisecond, func() { s.coalesce.Add(failed) })
+}
+
+func commitTime(u projection.Update) *time.Time {
+	if u.CommitTime.IsZero() {
+		return nil
+	}
+	t := u.CommitTime.UTC()
+	return &t
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,24 @@
+// Package stream is the JetStream transport of change events: the stream
+// they are stored in (Ensure), the key-value bucket sources keep their
+// positions in (Checkpoints), and the Publisher that delivers events to the
+// stream for the sources of package cdc.
+//
+// # Contract
+//
+// A Publisher publishes each event asynchronously on
+// cdc.Subject(prefix, source, collection) with a Nats-Msg-Id equal to its
+// ID, and keeps at most a bounded number in flight (Publish blocks at the
+// bound). Callbacks registered with AfterAcked run in publication order on
+// the goroutine that receives acknowledgements, once JetStream acknowledged
+// every event published before them; Flush waits for all of them. The first
+// failure (a refusal, a missing acknowledgement within the ack timeout, a
+// lost connection with events in flight) stops the Publisher: every later
+// call returns that error and no callback runs again. An event too large
+// for a NATS message is published with only the fields declared with
+// WithKeepOnOversize, marked Truncated.
+//
+// Ensure and OpenCheckpoints create what is missing and otherwise use what
+// exists as it is: settings an operator changed stay across restarts.
+// Checkpoints.Save is called by sources only for positions whose events
+// were acknowledged.
+package stream
