@@ -26,6 +26,7 @@ pkg/cdc FuzzAppendJSON
 pkg/rawjson FuzzLookup
 pkg/rawjson FuzzAppendString
 pkg/cdc FuzzSubjectToken
+pkg/cdc FuzzMongoSnapshotID
 pkg/projection FuzzApply
 pkg/projection FuzzRestore
 pkg/cdc/postgres FuzzRow

@@ -3,6 +3,7 @@ package cdc
 import (
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestIDs: every kind of id is byte for byte what the sources published
@@ -78,4 +79,33 @@ func TestMongoSnapshotKeysKeepApart(t *testing.T) {
 	if id := o.SnapshotRow("1.2", "db.orders", "665f1c2e9b1e8a0001a1b2c3"); id != "mongo:db.orders:snap:1.2:665f1c2e9b1e8a0001a1b2c3" {
 		t.Errorf("an ObjectID key's id changed: %q", id)
 	}
+}
+
+// FuzzMongoSnapshotID: distinct keys get distinct snapshot ids, none of
+// them a marker's, and no id holds a blank or a control character.
+func FuzzMongoSnapshotID(f *testing.F) {
+	f.Add("a\nb", "a b")
+	f.Add("a%0Ab", "a\nb")
+	f.Add("", " ")
+	f.Add(strings.Repeat("x", 100), strings.Repeat("x", 101))
+	f.Add("snapshot_begin", "~")
+	o := NewOrigin(SourceMongo, "db.orders")
+	markers := map[string]bool{
+		o.SnapshotMarker("1.2", "db.orders", OpSnapshotBegin): true,
+		o.SnapshotMarker("1.2", "db.orders", OpSnapshotEnd):   true,
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ida, idb := o.SnapshotRow("1.2", "db.orders", a), o.SnapshotRow("1.2", "db.orders", b)
+		if (a == b) != (ida == idb) {
+			t.Fatalf("keys %q and %q: ids %q and %q", a, b, ida, idb)
+		}
+		if markers[ida] {
+			t.Fatalf("key %q takes a marker's id %q", a, ida)
+		}
+		for _, r := range ida {
+			if r <= ' ' || r == 0x7f || unicode.IsSpace(r) {
+				t.Fatalf("key %q: id %q holds %q", a, ida, r)
+			}
+		}
+	})
 }
