@@ -68,7 +68,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("MONGO_CAPTURE_MODE: %w", err)
 	}
 	reach := config.NewReach(cfg.NatsURL)
-	nc, err := cfg.ConnectNATS("reportes-ingestor", logger, config.ReportTo(reach))
+	closed := make(chan error, 1)
+	nc, err := cfg.ConnectNATS("reportes-ingestor", logger, config.ReportTo(reach),
+		config.OnClosed(func(err error) { closed <- err }))
 	if err != nil {
 		return err
 	}
@@ -105,12 +107,26 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		})
 	}
 	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 5*time.Second) })
+	g.Go(func() error { return exitOnClose(ctx, closed) })
 	if serveDebug != nil {
 		g.Go(func() error { return serveDebug(ctx) })
 	}
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// exitOnClose ends the ingestor when the client closed its NATS connection
+// for good (it does after some server errors, and does not reconnect):
+// the sources resume from their acknowledged positions when a supervisor
+// starts it again, and the message ids drop what is published twice.
+func exitOnClose(ctx context.Context, closed <-chan error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-closed:
+		return fmt.Errorf("the NATS connection was closed and is not reconnected (%w); exiting so that it is started again", err)
+	}
 }
 
 // source is a capture source as the ingestor runs it.

@@ -16,13 +16,19 @@ import (
 type NATSOption func(*natsOptions)
 
 type natsOptions struct {
-	reach *Reach
+	reach  *Reach
+	closed func(error)
 }
 
 // ReportTo makes the connection tell r whether NATS can be reached and,
 // when it cannot, why. One Reach may follow the successive connections a
 // process opens when the client closed the previous one.
 func ReportTo(r *Reach) NATSOption { return func(o *natsOptions) { o.reach = r } }
+
+// OnClosed calls fn, with the client's last error, when the connection is
+// closed for good: by Close, or by the client itself after some server
+// errors, which it does not reconnect from.
+func OnClosed(fn func(error)) NATSOption { return func(o *natsOptions) { o.closed = fn } }
 
 // ConnectNATS connects to c.NatsURL and keeps reconnecting for ever: the
 // binaries ride out NATS restarts instead of exiting. While NATS cannot be
@@ -42,7 +48,7 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger, opts ...NATSOption
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-	}, r.handlers(logger, c.NatsURL)...)
+	}, r.handlers(logger, c.NatsURL, o.closed)...)
 	if c.NatsCreds != "" {
 		nopts = append(nopts, nats.UserCredentials(c.NatsCreds))
 	}
@@ -66,7 +72,7 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger, opts ...NATSOption
 // handlers are the client callbacks that keep r current and log what an
 // operator needs: a disconnection, why reconnecting fails (once per
 // reason), the reconnection, asynchronous errors.
-func (r *Reach) handlers(logger *slog.Logger, url string) []nats.Option {
+func (r *Reach) handlers(logger *slog.Logger, url string, closed func(error)) []nats.Option {
 	return []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			r.down(err)
@@ -87,6 +93,9 @@ func (r *Reach) handlers(logger *slog.Logger, url string) []nats.Option {
 				err = nats.ErrConnectionClosed
 			}
 			r.down(err)
+			if closed != nil {
+				closed(err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			r.up()
