@@ -35,13 +35,21 @@ func findOrInstallChromium() (string, error) {
 		}
 		return ""
 	}
+	return findOrInstall(find, "chromium",
+		"chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM_BIN to its executable")
+}
+
+// findOrInstall returns what find finds; when it finds nothing and we are
+// root, it installs Debian's pkg with apt-get and looks again. missing is
+// the error without root.
+func findOrInstall(find func() string, pkg, missing string) (string, error) {
 	if p := find(); p != "" {
 		return p, nil
 	}
 	if os.Geteuid() != 0 {
-		return "", errors.New("chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM_BIN to its executable")
+		return "", errors.New(missing)
 	}
-	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "chromium"}} {
+	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", pkg}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -51,5 +59,5 @@ func findOrInstallChromium() (string, error) {
 	if p := find(); p != "" {
 		return p, nil
 	}
-	return "", errors.New("chromium still not found after installing the chromium package")
+	return "", fmt.Errorf("still not found after installing the %s package", pkg)
 }

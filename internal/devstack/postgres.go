@@ -47,23 +47,8 @@ func PostgresBinDir() (string, error) {
 		}
 		return ""
 	}
-	if d := find(); d != "" {
-		return d, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql) or set PG_BIN to the folder holding initdb and pg_ctl")
-	}
-	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "postgresql"}} {
-		cmd := exec.Command("apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	if d := find(); d != "" {
-		return d, nil
-	}
-	return "", errors.New("PostgreSQL server binaries still not found after installing the postgresql package")
+	return findOrInstall(find, "postgresql",
+		"PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql) or set PG_BIN to the folder holding initdb and pg_ctl")
 }
 
 func version(initdb string) int {

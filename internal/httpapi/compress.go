@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/reportes/reportes/internal/httpapi/web"
 )
 
 // compressed wraps next with gzhttp, which compresses what the handlers
@@ -29,48 +30,13 @@ func compressed(next http.Handler) http.Handler {
 	return wrap(next)
 }
 
-// acceptsGzip reports whether the response to r may be gzip-encoded, by
-// the rule gzhttp follows: "gzip" with a q-value above 0 in
-// Accept-Encoding, and never for HEAD, which answers with the identity
-// headers (nginx mishandles HEAD responses with Content-Encoding).
-func acceptsGzip(r *http.Request) bool {
-	if r.Method == http.MethodHead {
-		return false
-	}
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			coding, params, _ := strings.Cut(part, ";")
-			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-				continue
-			}
-			return qValue(params) > 0
-		}
-	}
-	return false
-}
-
-// qValue parses the parameters of one coding ("q=0.5"); 1 without q.
-func qValue(params string) float64 {
-	for p := range strings.SplitSeq(params, ";") {
-		p = strings.TrimSpace(p)
-		if len(p) >= 2 && strings.EqualFold(p[:2], "q=") {
-			q, err := strconv.ParseFloat(p[2:], 64)
-			if err != nil {
-				return 0
-			}
-			return q
-		}
-	}
-	return 1
-}
-
 // writeBody writes plain, or what gz returns when the client accepts gzip
 // and gz returns a body (nil: not worth compressing), with its
 // Content-Type and Content-Length.
 func writeBody(w http.ResponseWriter, r *http.Request, contentType string, plain []byte, gz func() []byte) {
 	body := plain
 	h := w.Header()
-	if acceptsGzip(r) {
+	if web.AcceptsGzip(r) {
 		if z := gz(); z != nil {
 			body = z
 			h.Set("Content-Encoding", "gzip")

@@ -51,7 +51,7 @@ func docRoutes(r *mux.Router) {
 			return
 		}
 		w.Header().Set("Cache-Control", "public, max-age=86400")
-		if acceptsGzip(req) && req.Header.Get("Range") == "" {
+		if web.AcceptsGzip(req) && req.Header.Get("Range") == "" {
 			s.ServeHTTP(w, req)
 			return
 		}

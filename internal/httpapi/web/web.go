@@ -149,7 +149,7 @@ func (f *file) serve(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Vary", "Accept-Encoding")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	body, etag := f.plain, f.etag
-	if f.gz != nil && acceptsGzip(r) {
+	if f.gz != nil && AcceptsGzip(r) {
 		body, etag = f.gz, `"`+f.digest+`-gz"`
 		hdr.Set("Content-Encoding", "gzip")
 	}
@@ -179,9 +179,11 @@ func matches(header, etag string) bool {
 	return false
 }
 
-// acceptsGzip reports whether Accept-Encoding offers gzip with a q-value
-// above 0. HEAD gets the identity headers.
-func acceptsGzip(r *http.Request) bool {
+// AcceptsGzip reports whether the response to r may be gzip-encoded, by
+// the rule gzhttp follows: "gzip" with a q-value above 0 in
+// Accept-Encoding, and never for HEAD, which answers with the identity
+// headers (nginx mishandles HEAD responses with Content-Encoding).
+func AcceptsGzip(r *http.Request) bool {
 	if r.Method == http.MethodHead {
 		return false
 	}
@@ -191,13 +193,24 @@ func acceptsGzip(r *http.Request) bool {
 			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 				continue
 			}
-			params = strings.TrimSpace(params)
-			if len(params) >= 2 && strings.EqualFold(params[:2], "q=") {
-				q, err := strconv.ParseFloat(strings.TrimSpace(params[2:]), 64)
-				return err == nil && q > 0
-			}
-			return true
+			return qValue(params) > 0
 		}
 	}
 	return false
 }
+
+// qValue parses the parameters of one coding ("q=0.5"); 1 without q.
+func qValue(params string) float64 {
+	for p := range strings.SplitSeq(params, ";") {
+		p = strings.TrimSpace(p)
+		if len(p) >= 2 && strings.EqualFold(p[:2], "q=") {
+			q, err := strconv.ParseFloat(p[2:], 64)
+			if err != nil {
+				return 0
+			}
+			return q
+		}
+	}
+	return 1
+}
+
