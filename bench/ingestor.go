@@ -27,7 +27,7 @@ type ingestorProc struct {
 // mongoURI, publishing under the subject prefix name to stream, with a
 // slot, publication and checkpoint bucket of its own. With wait, it returns
 // once both sources stream.
-func (e *benchEnv) startIngestor(ctx context.Context, name, mongoURI, coll, stream string, wait bool) (*ingestorProc, error) {
+func (e *benchEnv) startIngestor(ctx context.Context, name, mongoURI, coll, stream string, wait bool, env ...string) (*ingestorProc, error) {
 	if _, err := e.conn.Exec(ctx, devstack.EmployeesDDL); err != nil {
 		return nil, err
 	}
@@ -40,6 +40,7 @@ func (e *benchEnv) startIngestor(ctx context.Context, name, mongoURI, coll, stre
 		"MONGO_URI="+mongoURI, "MONGO_DB=bench", "MONGO_COLLECTION="+coll, "MONGO_CAPTURE_MODE=oplog",
 		"NATS_URL="+e.nats.url, "NATS_STREAM="+stream, "NATS_SUBJECT_PREFIX="+name, "NATS_CHECKPOINT_BUCKET=P_"+name,
 		"INGESTOR_PORT="+strconv.Itoa(port), "LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, env...) // the last value of a variable wins
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (make build first): %w", e.o.ingestorBin, err)

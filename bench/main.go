@@ -28,6 +28,9 @@ type benchOptions struct {
 	pgTxns      int
 	mongoDocs   int
 	changes     int
+	clients     int
+	burst       int
+	liveRuns    int
 	viewOrders  []int
 	rebuild     int
 	recountMax  int
@@ -48,6 +51,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) == 2 && os.Args[1] == broadcastArg {
+		if err := serveBroadcast(); err != nil {
+			fmt.Fprintln(os.Stderr, "sse broadcaster:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == plainArg {
 		if err := tailPublish(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "plain capture:", err)
@@ -61,7 +71,10 @@ func main() {
 	flag.IntVar(&o.pgRows, "pg-rows", 200_000, "rows of the bulk PostgreSQL capture")
 	flag.IntVar(&o.pgTxns, "pg-txns", 60_000, "single-row transactions of the small-transaction capture")
 	flag.IntVar(&o.mongoDocs, "mongo-docs", 20_000, "documents of the MongoDB capture")
-	flag.IntVar(&o.changes, "changes", 300, "changes (one every 10ms) timed for freshness")
+	flag.IntVar(&o.changes, "changes", 300, "changes (one every 10ms) timed for freshness and fan-out")
+	flag.IntVar(&o.clients, "clients", 10_000, "concurrent SSE clients of the fan-out figure")
+	flag.IntVar(&o.burst, "burst", 100_000, "orders of the metric-subject burst")
+	flag.IntVar(&o.liveRuns, "live-runs", 1, "runs of the fan-out and metric-subject figures (each is thousands of samples)")
 	flag.StringVar(&sizes, "orders", "100000,1000000", "orders in the view for the read-cost and memory figures")
 	flag.IntVar(&o.rebuild, "rebuild", 1_000_000, "order events in the stream for the rebuild figure")
 	flag.IntVar(&o.recountMax, "recount-max", 1_000_000, "largest order count the original recount is timed at")
@@ -71,7 +84,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
 	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,read); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,read,fanout,burst); empty: all")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		var n int
@@ -140,6 +153,8 @@ func run(o benchOptions, logger *slog.Logger) error {
 		{"freshness", "freshness", env.freshness},
 		{"rebuild", "rebuild", env.rebuildFigure},
 		{"read", "read cost and memory", env.readCost},
+		{"fanout", "SSE fan-out", env.fanout},
+		{"burst", "metric subjects", env.burst},
 	}
 	for _, s := range steps {
 		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), s.key) {

@@ -154,17 +154,23 @@ func (h *Hub) Clients() int {
 
 // encode writes one event; data is one line of JSON.
 func encode(seq uint64, name string, data []byte) []byte {
-	var b bytes.Buffer
-	b.Grow(len(data) + 40)
+	data = bytes.TrimRight(data, "\n")
+	b := make([]byte, 0, len(data)+48)
+	b = appendHead(b, seq, name)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// encodeHead is what precedes an event's data.
+func encodeHead(seq uint64, name string) []byte { return appendHead(make([]byte, 0, 48), seq, name) }
+
+func appendHead(b []byte, seq uint64, name string) []byte {
 	if seq > 0 {
-		b.WriteString("id: ")
-		b.WriteString(strconv.FormatUint(seq, 10))
-		b.WriteByte('\n')
+		b = append(b, "id: "...)
+		b = strconv.AppendUint(b, seq, 10)
+		b = append(b, '\n')
 	}
-	b.WriteString("event: ")
-	b.WriteString(name)
-	b.WriteString("\ndata: ")
-	b.Write(bytes.TrimRight(data, "\n"))
-	b.WriteString("\n\n")
-	return b.Bytes()
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	return append(b, "\ndata: "...)
 }

@@ -138,7 +138,10 @@ func (s *Subjects) Run(ctx context.Context) error {
 		return struct{}{}, err
 	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
 	if err != nil {
-		return nil // ctx ended
+		if ctx.Err() != nil {
+			return nil // stopped before the stream was ready
+		}
+		return fmt.Errorf("metric-update stream %s: %w", s.cfg.Name, err)
 	}
 	return s.coalesce.Run(ctx)
 }

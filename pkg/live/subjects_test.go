@@ -145,6 +145,6 @@ func TestSubjectsRetry(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return string(msg.Header.Get(jetstream.MsgIDHeader)) == "reportes.metrics.vendedor.A:7", string(msg.Data)
+		return msg.Header.Get(jetstream.MsgIDHeader) == "reportes.metrics.vendedor.A:7", string(msg.Data)
 	})
 }
