@@ -76,7 +76,9 @@ func (r *Reach) handlers(logger *slog.Logger, url string, closed func(error)) []
 	return []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			r.down(err)
-			logger.Warn("disconnected from NATS", "url", Redact(url), "err", err)
+			if err != nil { // nil: the process closed the connection itself
+				logger.Warn("disconnected from NATS", "url", Redact(url), "err", err)
+			}
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if r.failed(err) {
