@@ -152,16 +152,17 @@ func freeOrAny(port int) int {
 func printBanner(cfg config.Config) {
 	fmt.Printf(`
 reportes is running
-  dashboard   http://localhost:%d/reportes/dashboard
+  live page   http://localhost:%d/
+  dashboard   http://localhost:%d/reportes/dashboard   events http://localhost:%d/reportes/dashboard/stream
   api health  http://localhost:%d/readyz   metrics http://localhost:%d/metrics
   ingestor    http://localhost:%d/metrics
   postgres    %s
   mongodb     %s
-  nats        %s   (stream %s, subjects %s.>, metric updates %s.>)
+  nats        %s   (stream %s, subjects %s.>; metric updates %s.> in stream %s)
 Ctrl-C stops everything.
 
-`, cfg.Port, cfg.Port, cfg.Port, cfg.IngestorPort, config.Redact(cfg.PostgresURL), config.Redact(cfg.MongoURI),
-		config.Redact(cfg.NatsURL), cfg.Stream, cfg.SubjectPrefix, cfg.MetricsPrefix)
+`, cfg.Port, cfg.Port, cfg.Port, cfg.Port, cfg.Port, cfg.IngestorPort, config.Redact(cfg.PostgresURL), config.Redact(cfg.MongoURI),
+		config.Redact(cfg.NatsURL), cfg.Stream, cfg.SubjectPrefix, cfg.MetricsPrefix, cfg.MetricsStream)
 }
 
 func free(port int) bool {
