@@ -42,7 +42,7 @@ var Vars = flatten(sections)
 // (the test fails while they are out of date).
 var sections = []section{
 	{title: "PostgreSQL (employees), compatible with the original service", vars: []Var{
-		{Name: "POSTGRES_URL", Help: "PostgreSQL URL of the employees database; wins over SQL_*", secret: Redact,
+		{Name: "POSTGRES_URL", Help: "PostgreSQL URL of the employees database; wins over SQL_*", secret: Redact, //nolint:gosec // its example is the seed's, shown in .env.example
 			example: "postgres://admin:password123@127.0.0.1:5433/empleados_db",
 			parse: text(func(t *target) *string { return &t.PostgresURL },
 				must("a URL like postgres://user:password@host:5432/db", isPostgresURL))},

@@ -137,10 +137,10 @@ func (s *Subjects) Run(ctx context.Context) error {
 		}
 		return struct{}{}, err
 	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
+	if ctx.Err() != nil {
+		return nil //nolint:nilerr // stopped before the stream was ready: a clean stop
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped before the stream was ready
-		}
 		return fmt.Errorf("metric-update stream %s: %w", s.cfg.Name, err)
 	}
 	return s.coalesce.Run(ctx)

@@ -213,4 +213,3 @@ func qValue(params string) float64 {
 	}
 	return 1
 }
-
