@@ -227,9 +227,11 @@ func TestLive(t *testing.T) {
 			got.Titulo = ""
 			return reflect.DeepEqual(got, want), fmt.Sprintf("after change %d the event stream holds\n %s\nwant\n %s", i, brief(got), brief(want))
 		})
-		// Every replica published the change before the next one, so that
-		// none coalesces two changes another sent apart.
-		e.oneCopy(t, js, metrics, replicas)
+		// Every replica dealt with the change before the next one, so that
+		// none coalesces two changes another sent apart: each change is one
+		// seller's line and the totals, after the 3 lines and the totals
+		// of the start.
+		e.oneCopy(t, js, metrics, replicas, uint64(4+2*(i+1)))
 	}
 	sellers, _ := lastPerSubject(t, js, metrics)
 	if s, ok := sellers["L-2"]; !ok || s.EsEmpleado || s.UltimoCambio == nil {
@@ -278,23 +280,32 @@ func TestLive(t *testing.T) {
 	}
 }
 
-// oneCopy waits until each replica has had as many metric messages
-// acknowledged as the stream stored: they all published the same ones,
-// and the stream kept one copy of each.
-func (e *env) oneCopy(t *testing.T, js jetstream.JetStream, stream string, replicas []string) {
+// oneCopy waits until the stream holds want messages, each replica has
+// dealt with each of them (stored it, found it a duplicate, or found the
+// stream already holding it), and the replicas stored want in all: one
+// copy of each update.
+func (e *env) oneCopy(t *testing.T, js jetstream.JetStream, stream string, replicas []string, want uint64) {
 	t.Helper()
-	for i, port := range replicas {
-		devstack.Eventually(t, 10*time.Second, func() (bool, string) {
-			s, err := js.Stream(context.Background(), stream)
-			if err != nil {
-				return false, err.Error()
+	devstack.Eventually(t, 10*time.Second, func() (bool, string) {
+		s, err := js.Stream(context.Background(), stream)
+		if err != nil {
+			return false, err.Error()
+		}
+		stored, total := s.CachedInfo().State.LastSeq, uint64(0)
+		msg := fmt.Sprintf("the stream holds %d messages, want %d", stored, want)
+		ok := stored == want
+		for i, port := range replicas {
+			got := map[string]uint64{}
+			for _, r := range []string{"stored", "duplicate", "current"} {
+				got[r] = uint64(e.metricAt(port, `reportes_live_metric_messages_total{result="`+r+`"}`))
 			}
-			stored := s.CachedInfo().State.LastSeq
-			n := uint64(e.metricAt(port, "reportes_live_metric_messages_published_total"))
-			return n == stored, fmt.Sprintf("replica on %s published %d messages, the stream stored %d; it stored:\n%s",
-				port, n, stored, e.storedIDs([]string{"api", "api-2", "api-3"}[i]))
-		})
-	}
+			total += got["stored"]
+			dealt := got["stored"] + got["duplicate"] + got["current"]
+			ok = ok && dealt == want
+			msg += fmt.Sprintf("\nreplica %d: %v; it stored:\n%s", i+1, got, e.storedIDs([]string{"api", "api-2", "api-3"}[i]))
+		}
+		return ok && total == want, msg
+	})
 }
 
 // storedIDs lists the metric-update ids a process logged as stored.
@@ -303,7 +314,7 @@ func (e *env) storedIDs(process string) string {
 	defer e.mu.Unlock()
 	var ids []string
 	for line := range strings.SplitSeq(e.procs[process].out.String(), "\n") {
-		if strings.Contains(line, "metric update stored") {
+		if strings.Contains(line, `"msg":"metric update"`) {
 			ids = append(ids, line)
 		}
 	}

@@ -111,27 +111,51 @@ func (h *Hub) stream(r *http.Request, c *client, s *sender) {
 		case <-r.Context().Done():
 			return
 		case ev := <-c.ch:
-			s.add(ev)
+			h.take(c, s, ev)
 			for more := true; more; {
 				select {
 				case ev := <-c.ch:
-					s.add(ev)
+					h.take(c, s, ev)
 				default:
 					more = false
 				}
 			}
 		case <-c.wake:
-			c.resync.Store(false)
-			for len(c.ch) > 0 {
-				<-c.ch
-			}
-			s.dashboard(h.dashboard())
+			h.resync(c, s)
 		case <-beat.C:
 			s.write(pingLine)
 		}
 		if s.flush() != nil {
 			return
 		}
+	}
+}
+
+// take writes ev, unless the client's queue overflowed since: an event
+// after the one it dropped must not reach it before the whole dashboard,
+// or a client resuming from its id would never get what was dropped.
+func (h *Hub) take(c *client, s *sender, ev *event) {
+	if c.resync.Load() {
+		h.resync(c, s)
+		return
+	}
+	s.add(ev)
+}
+
+// resync sends the whole dashboard instead of what the client's queue
+// holds, then the connection state, which the queue may have dropped too.
+func (h *Hub) resync(c *client, s *sender) {
+	c.resync.Store(false)
+	for len(c.ch) > 0 {
+		<-c.ch
+	}
+	select {
+	case <-c.wake:
+	default:
+	}
+	s.dashboard(h.dashboard())
+	if ev := h.currentEstado(); ev != nil {
+		s.write(ev.wire)
 	}
 }
 
@@ -152,10 +176,8 @@ func (s *sender) write(b []byte) {
 	if s.err != nil {
 		return
 	}
-	if !s.pending {
-		s.pending = true
-		s.arm()
-	}
+	s.pending = true
+	s.arm() // at every write: a client that reads slowly but reads is not cut off
 	_, s.err = s.w.Write(b)
 }
 

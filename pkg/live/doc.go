@@ -14,8 +14,10 @@
 // Subjects stores each seller's line on <prefix>.vendedor.<code> and the
 // totals on <prefix>.global, in a stream that keeps the last message per
 // subject (a late subscriber reads every current value at once). A
-// message's Nats-Msg-Id is its subject and sequence: the stream stores one
-// copy however many API replicas publish it. What is not acknowledged is
+// message's Nats-Msg-Id is its subject and sequence, and it is stored only
+// over an older line of its subject (compare and set on the subject's last
+// sequence): the stream stores one copy however many API replicas publish
+// it, and never goes back to an older line. What is not stored is
 // published again, with the latest value.
 //
 // Hub streams the dashboard: a dashboard event (the whole JSON) first,

@@ -33,6 +33,7 @@ type Hub struct {
 	clients map[*client]struct{}
 	recent  []event // the last updates, oldest first
 	estado  *event  // the current estado, when the stream cannot be read
+	last    *event  // the last estado sent, either way
 }
 
 // NewHub serves dashboard (the JSON of GET /reportes/dashboard, whose
@@ -138,11 +139,18 @@ func (h *Hub) setEstado(since time.Time, err error) {
 	ev := &event{wire: encode(0, "estado", body)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.estado = nil
+	h.estado, h.last = nil, ev
 	if err != nil {
 		h.estado = ev
 	}
 	h.broadcast(ev)
+}
+
+// currentEstado is the last estado event sent, nil before the first.
+func (h *Hub) currentEstado() *event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
 }
 
 // Clients is how many clients are connected.

@@ -6,14 +6,10 @@ import (
 )
 
 var (
-	metricUpdatesPublished = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "reportes_live_metric_messages_published_total",
-		Help: "Metric-update messages the metric stream acknowledged (copies another replica published first included).",
-	})
-	metricUpdatesFailed = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "reportes_live_metric_messages_failed_total",
-		Help: "Metric-update messages not acknowledged, published again with the latest value.",
-	})
+	metricMessages = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_live_metric_messages_total",
+		Help: "Metric-update messages by result: stored; duplicate (the same id stored by another replica within the window); current (the stream held this line or a newer one: not published); failed (published again later with the latest line).",
+	}, []string{"result"})
 	metricSSEClients = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "reportes_live_sse_clients",
 		Help: "Clients connected to the dashboard's event stream.",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -161,76 +162,119 @@ func SellerSubject(prefix, code string) string {
 	return prefix + ".vendedor." + cdc.SubjectToken(code, false)
 }
 
-// Publish sends u and waits for the stream's acknowledgements.
+// outgoing is one message of an update.
+type outgoing struct {
+	subject string
+	seq     uint64
+	body    []byte
+	seller  *projection.SellerUpdate // nil for the totals
+}
+
+// Publish stores each line of u on its subject unless the stream already
+// holds that line or a newer one (another replica, ahead of this one, may
+// have stored it), and hands back to the coalescing what it could not
+// store.
 func (s *Subjects) Publish(u projection.Update) {
-	commit := commitTime(u)
-	type sent struct {
-		ack    jetstream.PubAckFuture
-		seller *projection.SellerUpdate
-	}
-	var out []sent
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
 	var failed projection.Update
+	for _, m := range s.messages(u) {
+		result, err := s.store(ctx, m)
+		if err != nil {
+			result = "failed"
+			s.opts.logger.Warn("metric update not stored; retrying", "subject", m.subject, "seq", m.seq, "err", err)
+			if m.seller != nil {
+				failed.Sellers = append(failed.Sellers, *m.seller)
+			} else {
+				failed.Totals = u.Totals
+			}
+		}
+		metricMessages.WithLabelValues(result).Inc()
+		s.opts.logger.Debug("metric update", "subject", m.subject, "seq", m.seq, "result", result)
+	}
+	if len(failed.Sellers) > 0 || failed.Totals != nil {
+		failed.From, failed.Seq, failed.CommitTime = u.From, u.Seq, u.CommitTime
+		s.again(failed)
+	}
+}
+
+func (s *Subjects) messages(u projection.Update) []outgoing {
+	commit := commitTime(u)
+	out := make([]outgoing, 0, len(u.Sellers)+1)
 	for i := range u.Sellers {
 		su := &u.Sellers[i]
 		body, _ := json.Marshal(SellerMessage{SellerUpdate: *su, UltimoCambio: commit})
-		ack, err := s.publish(SellerSubject(s.cfg.Prefix, su.Empleado), su.Seq, body)
-		if err != nil {
-			failed.Sellers = append(failed.Sellers, *su)
-			continue
-		}
-		out = append(out, sent{ack, su})
+		out = append(out, outgoing{SellerSubject(s.cfg.Prefix, su.Empleado), su.Seq, body, su})
 	}
-	var totals jetstream.PubAckFuture
 	if u.Totals != nil {
 		body, _ := json.Marshal(GlobalMessage{GlobalUpdate: *u.Totals, UltimoCambio: commit})
-		var err error
-		if totals, err = s.publish(s.cfg.Prefix+".global", u.Totals.Seq, body); err != nil {
-			failed.Totals = u.Totals
+		out = append(out, outgoing{s.cfg.Prefix + ".global", u.Totals.Seq, body, nil})
+	}
+	return out
+}
+
+// store publishes m only over an older message of its subject, by compare
+// and set: it reads the subject's last message and publishes expecting it
+// to be still the last (Nats-Expected-Last-Subject-Sequence). Replicas
+// that apply the stream at different speeds thus never put an older line
+// over a newer one. It returns "stored", "duplicate" (the same id within
+// the duplicate window) or "current" (the stream holds this line or a
+// newer one).
+func (s *Subjects) store(ctx context.Context, m outgoing) (string, error) {
+	js := s.jetStream()
+	st, err := js.Stream(ctx, s.cfg.Name)
+	if err != nil {
+		return "", err
+	}
+	for range 5 {
+		var expect uint64
+		last, err := st.GetLastMsgForSubject(ctx, m.subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return "", err
+		case seqOf(last.Header.Get(jetstream.MsgIDHeader)) >= m.seq:
+			return "current", nil
+		default:
+			expect = last.Sequence
 		}
-	}
-	deadline := time.After(s.timeout)
-	for _, o := range out {
-		if !s.acked(o.ack, deadline) {
-			failed.Sellers = append(failed.Sellers, *o.seller)
+		msg := &nats.Msg{Subject: m.subject, Data: m.body, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, m.subject+":"+strconv.FormatUint(m.seq, 10))
+		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+		ack, err := js.PublishMsg(ctx, msg)
+		switch {
+		case err == nil && ack.Duplicate:
+			return "duplicate", nil
+		case err == nil:
+			return "stored", nil
+		case !wrongLastSequence(err):
+			return "", err
 		}
+		// Another replica stored a line meanwhile: look again.
 	}
-	if totals != nil && !s.acked(totals, deadline) {
-		failed.Totals = u.Totals
-	}
-	s.again(u, failed)
+	return "", errors.New("the subject kept changing under it")
 }
 
-func (s *Subjects) publish(subject string, seq uint64, body []byte) (jetstream.PubAckFuture, error) {
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, subject+":"+strconv.FormatUint(seq, 10))
-	return s.jetStream().PublishMsgAsync(msg)
+// seqOf reads the view sequence from a metric message's id
+// (<subject>:<seq>).
+func seqOf(id string) uint64 {
+	n, _ := strconv.ParseUint(id[strings.LastIndexByte(id, ':')+1:], 10, 64)
+	return n
 }
 
-func (s *Subjects) acked(f jetstream.PubAckFuture, deadline <-chan time.Time) bool {
-	select {
-	case ack := <-f.Ok():
-		s.opts.logger.Debug("metric update stored", "id", f.Msg().Header.Get(jetstream.MsgIDHeader), "duplicate", ack.Duplicate)
-		return true
-	case err := <-f.Err():
-		s.opts.logger.Warn("metric update not stored; retrying", "subject", f.Msg().Subject, "err", err)
-		return false
-	case <-deadline:
-		s.opts.logger.Warn("metric update not acknowledged; retrying", "subject", f.Msg().Subject)
-		return false
-	}
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// again adds what failed back into the coalescing, after a pause so that
-// an outage is not a busy loop.
-func (s *Subjects) again(u, failed projection.Update) {
-	if len(failed.Sellers) == 0 && failed.Totals == nil {
-		metricUpdatesPublished.Add(float64(len(u.Sellers) + boolInt(u.Totals != nil)))
-		return
-	}
-	metricUpdatesFailed.Add(float64(len(failed.Sellers) + boolInt(failed.Totals != nil)))
-	metricUpdatesPublished.Add(float64(len(u.Sellers) - len(failed.Sellers) + boolInt(u.Totals != nil && failed.Totals == nil)))
-	failed.From, failed.Seq, failed.CommitTime = u.From, u.Seq, u.CommitTime
-	time.AfterFunc(250*time.Millisecond, func() { s.coalesce.Add(failed) })
+// again adds what failed back into the coalescing after a pause, so that
+// an outage is not a busy loop. It pauses on the coalescer's goroutine:
+// what the view changed meanwhile is pending already, and the coalescing
+// keeps the newer line of each seller.
+func (s *Subjects) again(failed projection.Update) {
+	time.Sleep(250 * time.Millisecond)
+	s.coalesce.Add(failed)
 }
 
 func commitTime(u projection.Update) *time.Time {
@@ -239,11 +283,4 @@ func commitTime(u projection.Update) *time.Time {
 	}
 	t := u.CommitTime.UTC()
 	return &t
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

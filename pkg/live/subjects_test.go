@@ -148,3 +148,35 @@ func TestSubjectsRetry(t *testing.T) {
 		return msg.Header.Get(jetstream.MsgIDHeader) == "reportes.metrics.vendedor.A:7", string(msg.Data)
 	})
 }
+
+// TestSubjectsNeverOlder: a replica behind another publishes an older
+// line after the newer one was stored; the stream keeps the newer.
+func TestSubjectsNeverOlder(t *testing.T) {
+	srv, err := devstack.StartNATS(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	ctx := context.Background()
+	ahead, behind := connect(t, srv.URL()), connect(t, srv.URL())
+	a := NewSubjects(func() *nats.Conn { return ahead }, StreamConfig{})
+	b := NewSubjects(func() *nats.Conn { return behind }, StreamConfig{})
+	if _, err := EnsureStream(ctx, a.jetStream(), StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	a.Publish(projection.Update{From: 150, Seq: 160, Sellers: []projection.SellerUpdate{seller("X", 5, 160)}})
+	b.Publish(projection.Update{From: 140, Seq: 150, Sellers: []projection.SellerUpdate{seller("X", 4, 150)}})
+	s, err := a.jetStream().Stream(ctx, DefaultMetricsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(ctx, SellerSubject(DefaultMetricsPrefix, "X"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got SellerMessage
+	_ = json.Unmarshal(msg.Data, &got)
+	if got.Seq != 160 || got.PedidosRealizados != 5 || msg.Sequence != 1 {
+		t.Errorf("the stream holds X at seq %d with %d orders (message %d), want the line of 160 alone", got.Seq, got.PedidosRealizados, msg.Sequence)
+	}
+}

@@ -131,8 +131,11 @@ func (v *View) fullUpdate() Update {
 			codes = append(codes, e.code)
 		}
 	}
+	// From is the view's sequence: it covers no change, so that a client
+	// resuming from before it is sent the whole dashboard, which also
+	// drops what was deleted meanwhile, rather than these lines alone.
 	return Update{
-		Seq: v.seq, CommitTime: v.commit, Sellers: v.linesLocked(codes, seqs),
+		From: v.seq, Seq: v.seq, CommitTime: v.commit, Sellers: v.linesLocked(codes, seqs),
 		Totals: &GlobalUpdate{Seq: v.seq, Global: v.totalsLocked()},
 	}
 }
