@@ -118,7 +118,8 @@ func (v *View) linesLocked(codes []string, seqs map[string]uint64) []SellerUpdat
 	return out
 }
 
-// fullUpdate is every employee's line and the totals, labelled with the
+// fullUpdate is the line of every employee and of every seller code of
+// the orders, and the totals, labelled with the
 // view's sequence: what a follower needs when the projector becomes ready.
 func (v *View) fullUpdate() Update {
 	v.mu.RLock()
@@ -129,6 +130,13 @@ func (v *View) fullUpdate() Update {
 		if _, dup := seqs[e.code]; !dup {
 			seqs[e.code] = v.seq
 			codes = append(codes, e.code)
+		}
+	}
+	// Codes of orders that are no employee's too: their subjects say so.
+	for code := range v.sellerIdx {
+		if _, dup := seqs[code]; !dup {
+			seqs[code] = v.seq
+			codes = append(codes, code)
 		}
 	}
 	// From is the view's sequence: it covers no change, so that a client
