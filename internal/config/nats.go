@@ -58,7 +58,6 @@ func (c Config) ConnectNATS(name string, logger *slog.Logger, opts ...NATSOption
 	if c.NatsTLSCert != "" {
 		nopts = append(nopts, nats.ClientCert(c.NatsTLSCert, c.NatsTLSKey))
 	}
-	r.connecting()
 	nc, err := nats.Connect(c.NatsURL, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(c.NatsURL), err)
@@ -142,14 +141,6 @@ func (r *Reach) Problem() (time.Time, error) {
 		return time.Time{}, nil
 	}
 	return r.since, fmt.Errorf("cannot reach NATS at %s: %w", r.url, r.why)
-}
-
-func (r *Reach) connecting() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.isUp && r.since.IsZero() {
-		r.since = time.Now()
-	}
 }
 
 func (r *Reach) up() {

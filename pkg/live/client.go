@@ -44,15 +44,19 @@ func (c *client) offer(ev *event) {
 }
 
 // join registers c and returns the recent updates after last when they
-// follow on from it without a gap (nil, false otherwise), and the current
-// estado event.
+// follow on from it without a gap (nil, false otherwise), and the estado
+// event to send, while the stream cannot be read.
 func (h *Hub) join(c *client, last uint64, resume bool) ([]*event, bool, *event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clients[c] = struct{}{}
 	metricSSEClients.Set(float64(len(h.clients)))
+	var estado *event
+	if h.stale {
+		estado = h.estado
+	}
 	if !resume || len(h.recent) == 0 || h.recent[0].from > last {
-		return nil, false, h.estado
+		return nil, false, estado
 	}
 	var replay []*event
 	for i := range h.recent {
@@ -60,7 +64,7 @@ func (h *Hub) join(c *client, last uint64, resume bool) ([]*event, bool, *event)
 			replay = append(replay, &h.recent[i])
 		}
 	}
-	return replay, true, h.estado
+	return replay, true, estado
 }
 
 func (h *Hub) leave(c *client) {

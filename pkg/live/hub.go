@@ -32,8 +32,8 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
 	recent  []event // the last updates, oldest first
-	estado  *event  // the current estado, when the stream cannot be read
-	last    *event  // the last estado sent, either way
+	estado  *event  // the last estado sent, nil before the first
+	stale   bool    // it says the stream cannot be read
 }
 
 // NewHub serves dashboard (the JSON of GET /reportes/dashboard, whose
@@ -139,10 +139,7 @@ func (h *Hub) setEstado(since time.Time, err error) {
 	ev := &event{wire: encode(0, "estado", body)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.estado, h.last = nil, ev
-	if err != nil {
-		h.estado = ev
-	}
+	h.estado, h.stale = ev, err != nil
 	h.broadcast(ev)
 }
 
@@ -150,7 +147,7 @@ func (h *Hub) setEstado(since time.Time, err error) {
 func (h *Hub) currentEstado() *event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.last
+	return h.estado
 }
 
 // Clients is how many clients are connected.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/projection"
+	"github.com/reportes/reportes/pkg/stream"
 )
 
 // Defaults of the metric-update stream.
@@ -70,27 +71,25 @@ func (c StreamConfig) withDefaults() StreamConfig {
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg = cfg.withDefaults()
 	subject := cfg.Prefix + ".>"
-	s, err := js.Stream(ctx, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:              cfg.Name,
-			Description:       "reportes metric updates, the last per subject (docs/events.md)",
-			Subjects:          []string{subject},
-			Storage:           jetstream.FileStorage,
-			MaxMsgsPerSubject: 1,
-			Discard:           jetstream.DiscardOld,
-			Duplicates:        cfg.Duplicates,
-			Replicas:          cfg.Replicas,
+	s, err := stream.OpenOrCreate(ctx,
+		func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) },
+		func(ctx context.Context) (jetstream.Stream, error) {
+			return js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:              cfg.Name,
+				Description:       "reportes metric updates, the last per subject (docs/events.md)",
+				Subjects:          []string{subject},
+				Storage:           jetstream.FileStorage,
+				MaxMsgsPerSubject: 1,
+				Discard:           jetstream.DiscardOld,
+				Duplicates:        cfg.Duplicates,
+				Replicas:          cfg.Replicas,
+			})
 		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = js.Stream(ctx, cfg.Name) // another replica created it
-		}
-	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
 	have := s.CachedInfo().Config
-	if slices.Contains(have.Subjects, subject) || slices.Contains(have.Subjects, ">") {
+	if stream.Captures(have.Subjects, subject) {
 		return s, nil
 	}
 	have.Subjects = append(slices.Clone(have.Subjects), subject)
@@ -178,8 +177,13 @@ func (s *Subjects) Publish(u projection.Update) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	var failed projection.Update
+	js := s.jetStream()
+	st, streamErr := js.Stream(ctx, s.cfg.Name) // once per update, not per message
 	for _, m := range s.messages(u) {
-		result, err := s.store(ctx, m)
+		result, err := "", streamErr
+		if err == nil {
+			result, err = store(ctx, js, st, m)
+		}
 		if err != nil {
 			result = "failed"
 			s.opts.logger.Warn("metric update not stored; retrying", "subject", m.subject, "seq", m.seq, "err", err)
@@ -220,12 +224,7 @@ func (s *Subjects) messages(u projection.Update) []outgoing {
 // over a newer one. It returns "stored", "duplicate" (the same id within
 // the duplicate window) or "current" (the stream holds this line or a
 // newer one).
-func (s *Subjects) store(ctx context.Context, m outgoing) (string, error) {
-	js := s.jetStream()
-	st, err := js.Stream(ctx, s.cfg.Name)
-	if err != nil {
-		return "", err
-	}
+func store(ctx context.Context, js jetstream.JetStream, st jetstream.Stream, m outgoing) (string, error) {
 	for range 5 {
 		var expect uint64
 		last, err := st.GetLastMsgForSubject(ctx, m.subject)

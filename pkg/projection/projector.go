@@ -508,7 +508,10 @@ func (pl *pipeline) stopLocked() {
 }
 
 func (p *Projector) applyBatch(b *batch) {
-	from := p.view.Seq()
+	var from uint64 // where the batch's Update starts, when one is wanted
+	if p.opts.onUpdate != nil {
+		from = p.view.Seq()
+	}
 	p.view.ApplyBatch(b.entries)
 	metricApplied.Add(float64(len(b.entries)))
 	ready := p.ready.Load()

@@ -87,7 +87,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 		return nil, fmt.Errorf("ensure stream %s: its retention is %s; views are rebuilt from the stream's history, which needs limits retention", cfg.Name, have.Retention)
 	}
 	want := have
-	if !slices.ContainsFunc(want.Subjects, func(f string) bool { return covers(f, subject) }) {
+	if !Captures(want.Subjects, subject) {
 		want.Subjects = append(slices.Clone(want.Subjects), subject)
 	}
 	want.Duplicates = cfg.Duplicates
@@ -98,6 +98,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 		return nil, fmt.Errorf("ensure stream %s: update subjects %v and deduplication window %s: %w", cfg.Name, want.Subjects, want.Duplicates, err)
 	}
 	return s, nil
+}
+
+// Captures reports whether a stream on subjects captures every message of
+// subject (a filter like prefix.>).
+func Captures(subjects []string, subject string) bool {
+	return slices.ContainsFunc(subjects, func(f string) bool { return covers(f, subject) })
 }
 
 // covers reports whether every subject that subject matches also matches
