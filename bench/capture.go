@@ -34,7 +34,7 @@ var waitWhenStalled = jetstream.WithStallWait(time.Minute)
 // NATS server together.
 func (e *benchEnv) publishLoop(ctx context.Context, n int) (rate, cpu float64, err error) {
 	prefix := e.name("ref")
-	stream, err := e.stream(ctx, prefix)
+	stream, err := e.streamKeepingAll(ctx, prefix)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -438,7 +438,7 @@ const plainArg = "tail-publish"
 // included.
 func (e *benchEnv) tailAndPublish(ctx context.Context, mongoURI, ns string, ts primitive.Timestamp, n int) (rate, cpu float64, err error) {
 	prefix := e.name("mgplain")
-	stream, err := e.stream(ctx, prefix)
+	stream, err := e.streamKeepingAll(ctx, prefix)
 	if err != nil {
 		return 0, 0, err
 	}

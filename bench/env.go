@@ -83,12 +83,22 @@ func (e *benchEnv) streamDeduplicating(ctx context.Context, prefix string, windo
 	return name, err
 }
 
+// streamKeepingAll is stream for a reference that publishes everything on
+// one subject: it keeps every event, where a compacted stream would keep
+// the last.
+func (e *benchEnv) streamKeepingAll(ctx context.Context, prefix string) (string, error) {
+	name := "S_" + strings.ReplaceAll(prefix, ".", "_")
+	_, err := stream.Ensure(ctx, e.js, stream.Config{Name: name, SubjectPrefix: prefix, History: stream.HistoryAll})
+	return name, err
+}
+
 // checkpoints opens the checkpoint bucket of one run.
 func (e *benchEnv) checkpoints(ctx context.Context, name string) (*stream.Checkpoints, error) {
 	return stream.OpenCheckpoints(ctx, e.js, "P_"+name)
 }
 
-// waitMsgs polls the stream every so often until it holds n messages.
+// waitMsgs polls the stream every so often until it stored n messages
+// (its last sequence: a compacted stream holds fewer when keys repeat).
 func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, every, timeout time.Duration) error {
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
@@ -100,17 +110,18 @@ func (e *benchEnv) waitMsgs(ctx context.Context, stream string, n uint64, every,
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs >= n {
+		if info.State.LastSeq >= n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("stream %s: %d messages after %s, want %d", stream, info.State.Msgs, timeout, n)
+			return fmt.Errorf("stream %s: %d messages after %s, want %d", stream, info.State.LastSeq, timeout, n)
 		}
 		time.Sleep(every)
 	}
 }
 
-// streamMsgs returns how many messages the stream holds.
+// streamMsgs returns how many messages the stream stored (its last
+// sequence).
 func (e *benchEnv) streamMsgs(ctx context.Context, stream string) (uint64, error) {
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
@@ -120,7 +131,7 @@ func (e *benchEnv) streamMsgs(ctx context.Context, stream string) (uint64, error
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Msgs, nil
+	return info.State.LastSeq, nil
 }
 
 // timeMsgs waits until the stream holds want messages and returns when the

@@ -33,14 +33,18 @@ type benchOptions struct {
 	liveRuns    int
 	viewOrders  []int
 	rebuild     int
-	recountMax  int
-	wrkSecs     int
-	apiBin      string
-	ingestorBin string
-	out         string
-	cpuprofile  string
-	only        string
-	hotpaths    string
+	historyKeys int
+	// historyChanges are the numbers of changes after which the history
+	// figure measures its stream, the first being the reference.
+	historyChanges []int
+	recountMax     int
+	wrkSecs        int
+	apiBin         string
+	ingestorBin    string
+	out            string
+	cpuprofile     string
+	only           string
+	hotpaths       string
 }
 
 func main() {
@@ -66,7 +70,7 @@ func main() {
 		return
 	}
 	var o benchOptions
-	var sizes string
+	var sizes, history string
 	flag.IntVar(&o.runs, "runs", 5, "runs per figure (median, min and max are reported)")
 	flag.IntVar(&o.pgRows, "pg-rows", 200_000, "rows of the bulk PostgreSQL capture")
 	flag.IntVar(&o.pgTxns, "pg-txns", 60_000, "single-row transactions of the small-transaction capture")
@@ -77,6 +81,8 @@ func main() {
 	flag.IntVar(&o.liveRuns, "live-runs", 1, "runs of the fan-out and metric-subject figures (each is thousands of samples)")
 	flag.StringVar(&sizes, "orders", "100000,1000000", "orders in the view for the read-cost and memory figures")
 	flag.IntVar(&o.rebuild, "rebuild", 1_000_000, "order events in the stream for the rebuild figure")
+	flag.IntVar(&o.historyKeys, "history-keys", 100_000, "orders the bounded-history figure changes over and over")
+	flag.StringVar(&history, "history-changes", "250000,2500000", "changes after which the bounded-history figure measures its stream (the first is the reference; 1000000,10000000 takes about 6 minutes on 2 cores)")
 	flag.IntVar(&o.recountMax, "recount-max", 1_000_000, "largest order count the original recount is timed at")
 	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
 	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
@@ -84,15 +90,16 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
 	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,read,fanout,burst); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst); empty: all")
 	flag.Parse()
-	for _, s := range strings.Split(sizes, ",") {
-		var n int
-		if _, err := fmt.Sscan(s, &n); err != nil {
-			fmt.Fprintln(os.Stderr, "bad -orders:", err)
-			os.Exit(2)
-		}
-		o.viewOrders = append(o.viewOrders, n)
+	var err error
+	if o.viewOrders, err = numbers(sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "bad -orders:", err)
+		os.Exit(2)
+	}
+	if o.historyChanges, err = numbers(history); err != nil || len(o.historyChanges) < 2 {
+		fmt.Fprintln(os.Stderr, "bad -history-changes: want two or more numbers:", err)
+		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(o, logger); err != nil {
@@ -152,6 +159,7 @@ func run(o benchOptions, logger *slog.Logger) error {
 		{"mongo", "mongo capture", env.mongoCapture},
 		{"freshness", "freshness", env.freshness},
 		{"rebuild", "rebuild", env.rebuildFigure},
+		{"history", "bounded history", env.historyFigure},
 		{"read", "read cost and memory", env.readCost},
 		{"fanout", "SSE fan-out", env.fanout},
 		{"burst", "metric subjects", env.burst},
@@ -182,6 +190,19 @@ func run(o benchOptions, logger *slog.Logger) error {
 	}
 	fmt.Print(md)
 	return nil
+}
+
+// numbers parses a comma-separated list of numbers.
+func numbers(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // stats summarizes several runs of one figure.

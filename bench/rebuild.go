@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reportes/reportes/pkg/cdc"
 )
 
 // fillDuplicates is the deduplication window of the streams fillStream
@@ -26,8 +28,8 @@ import (
 const fillDuplicates = 30 * time.Second
 
 // fillStream publishes employees and orders events, as the ingestor would
-// (with their ids as Nats-Msg-Id), to a new stream and returns its name and
-// subject prefix.
+// (with their ids as Nats-Msg-Id, on their keys' subjects), to a new stream
+// and returns its name and subject prefix.
 func (e *benchEnv) fillStream(ctx context.Context, employees, orders int) (string, string, error) {
 	prefix := e.name("view") + ".cdc"
 	stream, err := e.streamDeduplicating(ctx, prefix, fillDuplicates)
@@ -43,7 +45,7 @@ func (e *benchEnv) fillStream(ctx context.Context, employees, orders int) (strin
 	for i := range employees {
 		buf = buf[:0]
 		buf = fmt.Appendf(buf, `{"id":"pg:s:0/1:e%d","source":"postgres","collection":"public.empleados","op":"snapshot","key":"S-%04d","position":"0/1","version":1,"commit_time":"2026-11-27T00:00:00Z","snapshot":"s","after":{"codigo":"S-%04d","nombre":"Empleado %d","rol":"vendedor","activo":true}}`, i, i, i, i)
-		if _, err := js.PublishAsync(empSubj, append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("pg:s:0/1:e%d", i)), waitWhenStalled); err != nil {
+		if _, err := js.PublishAsync(empSubj+"."+cdc.KeyToken(fmt.Sprintf("S-%04d", i)), append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("pg:s:0/1:e%d", i)), waitWhenStalled); err != nil {
 			return "", "", err
 		}
 	}
@@ -51,7 +53,7 @@ func (e *benchEnv) fillStream(ctx context.Context, employees, orders int) (strin
 		buf = buf[:0]
 		buf = fmt.Appendf(buf, `{"id":"mongo:inventory_db.orders:%d.1:0","source":"mongo","collection":"inventory_db.orders","op":"insert","key":"%024x","position":"%d.1","version":%d,"commit_time":"2026-11-27T00:00:00Z","after":{"_id":{"$oid":"%024x"},"vendedor":"S-%04d","producto":"Tornillos M6","cantidad":%d}}`,
 			i, i, i, uint64(i)<<32|1, i, i%employees, i%100)
-		if _, err := js.PublishAsync(ordSubj, append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("mongo:inventory_db.orders:%d.1:0", i)), waitWhenStalled); err != nil {
+		if _, err := js.PublishAsync(fmt.Sprintf("%s.%024x", ordSubj, i), append([]byte(nil), buf...), jetstream.WithMsgID(fmt.Sprintf("mongo:inventory_db.orders:%d.1:0", i)), waitWhenStalled); err != nil {
 			return "", "", err
 		}
 	}

@@ -36,8 +36,17 @@ type follower struct {
 
 func follow(t *testing.T, url, lastID string) *follower {
 	t.Helper()
+	return followWith(t, url, lastID, "")
+}
+
+// followWith follows with token as the bearer token, when not empty.
+func followWith(t *testing.T, url, lastID, token string) *follower {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}

@@ -218,7 +218,11 @@ func (e *env) stopAll() {
 // dashboard fetches the API's dashboard.
 func (e *env) dashboard() (projection.Dashboard, error) {
 	var d projection.Dashboard
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/reportes/dashboard", e.apiPort))
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/reportes/dashboard", e.apiPort), nil)
+	if token := e.vars["API_TOKEN"]; token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return d, err
 	}
@@ -276,7 +280,11 @@ func (e *env) metric(process, name string) float64 {
 // metricAt sums the samples of a Prometheus metric served on port.
 func (e *env) metricAt(port, name string) float64 {
 	e.t.Helper()
-	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/metrics", nil)
+	if token := e.vars["API_TOKEN"]; token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ pkg/cdc FuzzAppendJSON
 pkg/rawjson FuzzLookup
 pkg/rawjson FuzzAppendString
 pkg/cdc FuzzSubjectToken
+pkg/cdc FuzzKeyToken
 pkg/cdc FuzzMongoSnapshotID
 pkg/projection FuzzApply
 pkg/projection FuzzRestore

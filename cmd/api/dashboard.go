@@ -10,23 +10,22 @@ import (
 	"github.com/reportes/reportes/pkg/projection"
 )
 
-// dashboard adapts the view and its projector to what the HTTP API
+// dashboard adapts the view served and its projector to what the HTTP API
 // serves, and says in an operator's words why the stream cannot be read.
 type dashboard struct {
-	view  *projection.View
-	proj  *projection.Projector
-	reach *config.Reach // whether the projector's connections reach NATS, and why not
+	serving *projection.Serving
+	reach   *config.Reach // whether the projector's connections reach NATS, and why not
 }
 
-func newDashboard(view *projection.View, reach *config.Reach) *dashboard {
-	return &dashboard{view: view, reach: reach}
+func newDashboard(reach *config.Reach) *dashboard {
+	return &dashboard{reach: reach}
 }
 
-func (d *dashboard) JSON() []byte { return d.view.JSON() }
+func (d *dashboard) JSON() []byte { return d.serving.View().JSON() }
 
 // Ready: caught up with the stream once and able to read it now.
 func (d *dashboard) Ready() bool {
-	h := d.proj.Health()
+	h := d.serving.Projector().Health()
 	return h.Ready && h.Err == nil
 }
 
@@ -34,10 +33,11 @@ func (d *dashboard) Ready() bool {
 // (redacted). It is called on every dashboard request: the slow parts
 // run only when something is wrong.
 func (d *dashboard) Health() httpapi.Health {
-	h := d.proj.Health()
+	proj := d.serving.Projector()
+	h := proj.Health()
 	out := httpapi.Health{Ready: h.Ready, Since: h.Since}
 	if !h.Ready {
-		out.Seq = d.view.Seq()
+		out.Seq = proj.View().Seq()
 	}
 	if h.Err != nil {
 		out.Err = d.explain(h.Err)

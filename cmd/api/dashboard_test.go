@@ -39,13 +39,16 @@ func start(t *testing.T, natsURL string) *dashboard {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDashboard(view, reach)
-	if d.proj, err = projection.NewProjector(nc, view, projection.WithRedial(connect)); err != nil {
+	d := newDashboard(reach)
+	build := func(v *projection.View, extra ...projection.Option) (*projection.Projector, error) {
+		return projection.NewProjector(nc, v, append([]projection.Option{projection.WithRedial(connect)}, extra...)...)
+	}
+	if d.serving, err = projection.NewServing(view, build, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
-	go func() { _ = d.proj.Run(ctx); done <- struct{}{} }()
+	go func() { _ = d.serving.Run(ctx); done <- struct{}{} }()
 	go func() { _ = d.watch(ctx, logger, 20*time.Millisecond); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	return d

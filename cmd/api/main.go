@@ -56,20 +56,25 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	dash := newDashboard(view, reach)
-	table, err := openViewTable(ctx, cfg, view, logger)
+	// serving holds the projector and the view served, which a rebuild
+	// replaces: everything reads them through it.
+	var serving *projection.Serving
+	served := func() *projection.View { return serving.View() }
+	dash := newDashboard(reach)
+	table, err := openViewTable(ctx, cfg, servedSource(served), logger)
 	if err != nil {
 		return err
 	}
-	var proj *projection.Projector
-	lv := newLive(cfg, view.JSON, func() *nats.Conn { return proj.Conn() }, dash.problem, logger)
-	proj, err = projection.NewProjector(nc, view, append(projectorOptions(cfg, logger, connect, table), projection.WithUpdates(lv.add))...)
-	if err != nil {
+	lv := newLive(cfg, func() []byte { return served().JSON() }, func() *nats.Conn { return serving.Projector().Conn() }, dash.problem, logger)
+	build := func(v *projection.View, extra ...projection.Option) (*projection.Projector, error) {
+		return projection.NewProjector(nc, v, append(projectorOptions(cfg, logger, connect, table), extra...)...)
+	}
+	if serving, err = projection.NewServing(view, build, lv.add, projection.WithServingLogger(logger)); err != nil {
 		return err
 	}
-	dash.proj = proj
+	dash.serving = serving
 
-	srv, ln, err := listen(cfg, dash, lv.hub, logger)
+	srv, ln, err := listen(cfg, dash, lv.hub, rebuilder{serving}, logger)
 	if err != nil {
 		return err
 	}
@@ -79,7 +84,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("DEBUG_ADDR=%s: %w", cfg.DebugAddr, err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return proj.Run(ctx) })
+	g.Go(func() error { return serving.Run(ctx) })
 	g.Go(func() error { return dash.watch(ctx, logger, time.Second) })
 	g.Go(func() error { return lv.run(ctx) })
 	if table != nil {
@@ -135,9 +140,14 @@ func schemaOf(cfg config.Config) projection.Schema {
 	}
 }
 
+// servedSource is the view served now, as the copy in PostgreSQL reads it.
+type servedSource func() *projection.View
+
+func (s servedSource) Dashboard() projection.Dashboard { return s().Dashboard() }
+
 // openViewTable opens the copy of view in PostgreSQL (VIEW_TABLE); nil
 // when there is none.
-func openViewTable(ctx context.Context, cfg config.Config, view *projection.View, logger *slog.Logger) (*pgview.Writer, error) {
+func openViewTable(ctx context.Context, cfg config.Config, view pgview.Source, logger *slog.Logger) (*pgview.Writer, error) {
 	if cfg.ViewTable == "" {
 		return nil, nil
 	}
@@ -174,14 +184,14 @@ func projectorOptions(cfg config.Config, logger *slog.Logger, connect func() (*n
 }
 
 // listen opens the API's port (PORT) and returns the server to run on it;
-// stream serves the dashboard's events.
-func listen(cfg config.Config, d httpapi.Dashboard, stream http.Handler, logger *slog.Logger) (*http.Server, net.Listener, error) {
+// stream serves the dashboard's events, rb the rebuilds.
+func listen(cfg config.Config, d httpapi.Dashboard, stream http.Handler, rb httpapi.Rebuilder, logger *slog.Logger) (*http.Server, net.Listener, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(d, httpapi.WithLogger(logger), httpapi.WithBearerToken(cfg.APIToken), httpapi.WithStream(stream)),
+		Handler:           httpapi.New(d, httpapi.WithLogger(logger), httpapi.WithBearerToken(cfg.APIToken), httpapi.WithStream(stream), httpapi.WithRebuild(rb)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -4,11 +4,13 @@
 //	ingestor                 run the capture (default)
 //	ingestor slot status     show the replication slot and publication
 //	ingestor slot drop       drop them (the next start takes a new snapshot)
+//	ingestor backfill ...    read a table or collection again while capturing
 //	ingestor --version
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,8 +54,12 @@ func main() {
 		err = run(ctx, cfg, logger)
 	case len(args) == 2 && args[0] == "slot":
 		err = slotCommand(ctx, cfg, args[1], os.Stdout)
+	case args[0] == "backfill":
+		if err = backfillCommand(ctx, cfg, args[1:], os.Stdout); errors.Is(err, errBackfillFailed) {
+			os.Exit(1) // the reason is printed
+		}
 	default:
-		fmt.Fprintln(os.Stderr, "usage: ingestor [slot status|slot drop|--version]")
+		fmt.Fprintln(os.Stderr, "usage: ingestor [slot status|slot drop|backfill ...|--version]")
 		os.Exit(2)
 	}
 	if err != nil {
@@ -148,7 +154,8 @@ func prepare(ctx context.Context, cfg config.Config, nc *nats.Conn, reach *confi
 		if _, down := reach.Problem(); down != nil {
 			return down // rather than the deadline the calls below would meet
 		}
-		if _, err := stream.Ensure(ctx, js, stream.Config{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas}); err != nil {
+		if _, err := stream.Ensure(ctx, js, stream.Config{Name: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Duplicates: cfg.Duplicates, Replicas: cfg.Replicas,
+			History: stream.History(cfg.History), Logger: logger}); err != nil {
 			return err
 		}
 		checkpoints, err = stream.OpenCheckpoints(ctx, js, cfg.CheckpointBucket, stream.WithCheckpointReplicas(cfg.Replicas))

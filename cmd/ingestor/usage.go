@@ -15,6 +15,12 @@ Usage:
   ingestor               run the capture (the default, without arguments)
   ingestor slot status   show the replication slot and the publication
   ingestor slot drop     drop them (stop the ingestor first; the next start takes a new snapshot)
+  ingestor backfill postgres [--table schema.table] [--where SQL] [--chunk-size N] [--detach]
+  ingestor backfill mongo [--collection db.coll] [--filter JSON] [--chunk-size N] [--detach]
+                         read the table or collection again while the running ingestor
+                         goes on capturing; prints progress, exits 0 once it was published
+  ingestor backfill status [--json]
+                         list running and finished backfills
   ingestor --version     print the version
   ingestor --help        print this help (also -h, help)`
 
@@ -35,6 +41,8 @@ func commandLine(args []string, stdout, stderr io.Writer) (code int, done bool) 
 		}
 		return 0, true
 	case len(args) == 2 && args[0] == "slot" && (args[1] == "status" || args[1] == "drop"):
+		return 0, false
+	case len(args) >= 2 && args[0] == "backfill":
 		return 0, false
 	}
 	// A typo must not start the capture or touch the slot.

@@ -33,7 +33,9 @@ type Stream struct {
 	done        chan error
 }
 
-// New creates the test's stream and bucket on the shared NATS server.
+// New creates the test's stream and bucket on the shared NATS server. The
+// stream keeps every event, not only the last of each key: tests read back
+// everything a source published.
 func New(t testing.TB) *Stream {
 	t.Helper()
 	stack := devstack.Shared(t)
@@ -47,7 +49,8 @@ func New(t testing.TB) *Stream {
 	if s.JS, err = jetstream.New(s.NC); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stream.Ensure(ctx, s.JS, stream.Config{Name: s.stream, SubjectPrefix: s.Prefix}); err != nil {
+	if _, err := stream.Ensure(ctx, s.JS, stream.Config{Name: s.stream, SubjectPrefix: s.Prefix,
+		History: stream.HistoryAll}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Checkpoints, err = stream.OpenCheckpoints(ctx, s.JS, "P_"+name); err != nil {
@@ -151,4 +154,86 @@ func Summary(evs []cdc.Event) string {
 		fmt.Fprintf(&b, "%s:%s ", e.Op, e.Key)
 	}
 	return b.String()
+}
+
+// Fold applies evs the way the view does (docs/events.md): per key the
+// event of the highest version wins, deletes remove the key and its version, and a
+// snapshot_end removes the keys older than its snapshot_begin that nothing
+// mentioned in between. It returns the rows of collection left, by key.
+func Fold(evs []cdc.Event, collection string) map[string]cdc.Event {
+	rows := map[string]cdc.Event{}
+	versions := map[string]uint64{}
+	var stale map[string]struct{}
+	snapshot := ""
+	for _, e := range evs {
+		if e.Collection != collection {
+			continue
+		}
+		switch e.Op {
+		case cdc.OpSnapshotBegin:
+			snapshot, stale = e.Snapshot, map[string]struct{}{}
+			for k := range rows {
+				if versions[k] < e.Version {
+					stale[k] = struct{}{}
+				}
+			}
+			continue
+		case cdc.OpSnapshotEnd:
+			if e.Snapshot == snapshot {
+				for k := range stale {
+					delete(rows, k)
+				}
+			}
+			snapshot, stale = "", nil
+			continue
+		}
+		delete(stale, e.Key)
+		if v, ok := versions[e.Key]; ok && e.Version < v {
+			continue
+		}
+		versions[e.Key] = e.Version
+		if e.Op == cdc.OpDelete {
+			// Forgotten, as the view forgets a deleted order: an older row
+			// published after the delete would bring it back.
+			delete(rows, e.Key)
+			delete(versions, e.Key)
+			continue
+		}
+		rows[e.Key] = e
+	}
+	return rows
+}
+
+// WaitBackfills polls until every backfill of source in the test's bucket
+// is over, and returns them.
+func (s *Stream) WaitBackfills(source string, timeout time.Duration) []cdc.Backfill {
+	s.t.Helper()
+	var list []cdc.Backfill
+	devstack.Eventually(s.t, timeout, func() (bool, string) {
+		var err error
+		if list, err = cdc.Backfills(context.Background(), s.Checkpoints, source); err != nil {
+			return false, err.Error()
+		}
+		for _, b := range list {
+			if !b.Over() {
+				return false, fmt.Sprintf("backfill %s %s: %d rows, %d chunks", b.ID, b.State, b.Rows, b.Chunks)
+			}
+		}
+		return len(list) > 0, fmt.Sprintf("%d backfills", len(list))
+	})
+	return list
+}
+
+// WaitBackfill polls until the backfill bf is over and returns it.
+func (s *Stream) WaitBackfill(bf cdc.Backfill, timeout time.Duration) cdc.Backfill {
+	s.t.Helper()
+	var cur cdc.Backfill
+	devstack.Eventually(s.t, timeout, func() (bool, string) {
+		ok, err := s.Checkpoints.Load(context.Background(), bf.Key(), &cur)
+		if err != nil || !ok {
+			return false, fmt.Sprintf("backfill %s not found (%v)", bf.ID, err)
+		}
+		return cur.Over(), fmt.Sprintf("backfill %s %s: %d rows, %d chunks", cur.ID, cur.State, cur.Rows, cur.Chunks)
+	})
+	return cur
 }

@@ -44,9 +44,11 @@ type Config struct {
 	DeadLetter       string
 	CheckpointBucket string
 	Duplicates       time.Duration
+	History          string
 	Replicas         int
 	Port             int
 	IngestorPort     int
+	APIURL           string
 	DebugAddr        string
 	IngestorDebug    string
 	Title            string

@@ -161,6 +161,11 @@ func isPostgresURL(u string) bool {
 	return err == nil && (pu.Scheme == "postgres" || pu.Scheme == "postgresql")
 }
 
+func isHTTPURL(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && (pu.Scheme == "http" || pu.Scheme == "https") && pu.Host != ""
+}
+
 func isMongoURI(u string) bool {
 	return strings.HasPrefix(u, "mongodb://") || strings.HasPrefix(u, "mongodb+srv://")
 }

@@ -1,7 +1,8 @@
 // Package httpapi serves the dashboard view over HTTP with gorilla/mux:
 // GET /reportes/dashboard (the original service's JSON), /healthz, /readyz,
-// /metrics, and the OpenAPI document with Swagger UI (/docs) and ReDoc
-// (/redoc) embedded in the binary. Every error is a JSON object {"error": "..."} with a proper
+// /metrics, the admin route of rebuilds (only with a bearer token), and the
+// OpenAPI document with Swagger UI (/docs) and ReDoc (/redoc) embedded in
+// the binary. Every error is a JSON object {"error": "..."} with a proper
 // status code; handlers never touch the sources, only the in-memory view.
 package httpapi
 
@@ -53,9 +54,10 @@ const maxRequestBytes = 1 << 16
 type Option func(*options)
 
 type options struct {
-	token  string
-	logger *slog.Logger
-	stream http.Handler
+	token   string
+	logger  *slog.Logger
+	stream  http.Handler
+	rebuild Rebuilder
 }
 
 func newOptions(opts []Option) options {
@@ -99,6 +101,7 @@ func router(d Dashboard, o options) *mux.Router {
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", readyz(healthOf(d))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.Handler()).Methods(http.MethodGet)
+	adminRoutes(r, o)
 	docRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no route " + r.URL.Path})

@@ -101,11 +101,73 @@ func (e *Event) Validate() error {
 // DefaultSubjectPrefix is the subject prefix of change events.
 const DefaultSubjectPrefix = "reportes.cdc"
 
-// Subject returns the subject an event for collection is published on:
-// prefix.source.collection, with characters that NATS reserves in subject
-// tokens replaced by "_".
-func Subject(prefix, source, collection string) string {
+// Subject returns the subject ev is published on under prefix:
+//
+//	<prefix>.<source>.<collection tokens>.<key token>                      a row event
+//	<prefix>.<source>.<collection tokens>.~snapshot_begin.<series token>   a snapshot_begin marker
+//	<prefix>.<source>.<collection tokens>.~snapshot_end.<series token>     a snapshot_end marker
+//
+// One subject per key is what lets a stream that keeps the last message of
+// each subject (MaxMsgsPerSubject 1) keep exactly the current state: the
+// last event of a key supersedes the ones before it. That holds because
+// sources publish the events of one key in the order of their versions (a
+// backfill's row carries a version past the changes published before it).
+// Markers have subjects of their own, one for begin and one for end per
+// collection and snapshot series (SnapshotSeries), so that neither replaces
+// the other, and a TRUNCATE's bracket does not replace those of a backfill
+// that is still open.
+func Subject(prefix string, ev *Event) string {
+	return string(AppendSubject(nil, CollectionSubject(prefix, ev.Source, ev.Collection), ev))
+}
+
+// AppendSubject appends to b the subject of ev given its collection's
+// subject (CollectionSubject), which callers publishing many events keep.
+func AppendSubject(b []byte, collection string, ev *Event) []byte {
+	b = append(append(b, collection...), '.')
+	switch ev.Op {
+	case OpSnapshotBegin, OpSnapshotEnd:
+		b = append(append(append(b, '~'), ev.Op...), '.')
+		b = append(b, KeyToken(SnapshotSeries(ev.Snapshot))...)
+	default:
+		b = append(b, KeyToken(ev.Key)...)
+	}
+	return b
+}
+
+// CollectionSubject returns the subject under which the events of
+// collection are published: prefix.source.collection, with characters that
+// NATS reserves in subject tokens replaced by "_" (SubjectToken).
+func CollectionSubject(prefix, source, collection string) string {
 	return prefix + "." + source + "." + SubjectToken(collection, true)
+}
+
+// SnapshotSeries returns the series a snapshot belongs to: its name up to
+// the position ("reportes" for "reportes@0/1947BB8", "truncate:public.empleados"
+// for a TRUNCATE). A snapshot of a series supersedes the earlier ones.
+func SnapshotSeries(name string) string {
+	if i := strings.LastIndexByte(name, '@'); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// KeyToken returns the subject token of a key, injectively: two keys never
+// share a token. Printable ASCII and graphic non-space Unicode stay as they
+// are; every other byte, and '.', '*', '>' (NATS's separator and
+// wildcards), '%' (the escape) and '~' (the bounded form's mark) becomes
+// %XX; a result over MaxTokenBytes takes Bound's form (a cut prefix, "~" and
+// 32 hex digits of its SHA-256). The empty key is "~", which no escaped key
+// takes (an escaped key holds no "~", a bounded one holds 32 hex digits
+// after it), nor do the marker tokens, which start with "~" too.
+func KeyToken(key string) string {
+	if key == "" {
+		return "~"
+	}
+	return Bound(escape(key, keySafeASCII))
+}
+
+func keySafeASCII(b byte) bool {
+	return b > ' ' && b < 0x7f && b != '.' && b != '*' && b != '>' && b != '%' && b != '~'
 }
 
 // MaxTokenBytes bounds a subject token, and a part of a message id, built

@@ -98,15 +98,15 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSubject(t *testing.T) {
+func TestCollectionSubject(t *testing.T) {
 	tests := []struct{ prefix, source, coll, want string }{
 		{"reportes.cdc", "postgres", "public.empleados", "reportes.cdc.postgres.public.empleados"},
 		{"reportes.cdc", "mongo", "inventory_db.my orders*>", "reportes.cdc.mongo.inventory_db.my_orders__"},
 		{"p", "mongo", "", "p.mongo._"},
 	}
 	for _, tt := range tests {
-		if got := Subject(tt.prefix, tt.source, tt.coll); got != tt.want {
-			t.Errorf("Subject(%q,%q,%q) = %q, want %q", tt.prefix, tt.source, tt.coll, got, tt.want)
+		if got := CollectionSubject(tt.prefix, tt.source, tt.coll); got != tt.want {
+			t.Errorf("CollectionSubject(%q,%q,%q) = %q, want %q", tt.prefix, tt.source, tt.coll, got, tt.want)
 		}
 	}
 	if got := SubjectToken("S.01 x", false); got != "S_01_x" {

@@ -139,13 +139,22 @@ func (o Origin) SnapshotMarker(position, collection string, op Op) string {
 // separators use) becomes %XX, and the result is bounded by Bound. The
 // result is never empty for a non-empty value, has no blanks nor control
 // characters and is at most MaxTokenBytes long.
-func idPart(s string) string {
+func idPart(s string) string { return Bound(escape(s, idSafeASCII)) }
+
+func idSafeASCII(b byte) bool { return b > ' ' && b < 0x7f && b != '%' && b != '~' && b != ':' }
+
+// escape returns s with every byte of it that is neither an ASCII byte
+// safe accepts nor part of a graphic, non-space, valid UTF-8 rune written
+// as %XX. safe must refuse '%', which makes the escape injective: '%'
+// always starts an escape, and every other byte stands for itself. s
+// itself is returned, without copying, when nothing needs escaping.
+func escape(s string, safe func(byte) bool) string {
 	i := 0
-	for i < len(s) && idSafeASCII(s[i]) {
+	for i < len(s) && safe(s[i]) {
 		i++
 	}
 	if i == len(s) {
-		return Bound(s)
+		return s
 	}
 	const hex = "0123456789ABCDEF"
 	out := make([]byte, 0, len(s)+8)
@@ -153,7 +162,7 @@ func idPart(s string) string {
 	for i < len(s) {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r < utf8.RuneSelf && idSafeASCII(s[i]):
+		case r < utf8.RuneSelf && safe(s[i]):
 			out = append(out, s[i])
 		case r >= utf8.RuneSelf && (r != utf8.RuneError || size != 1) && unicode.IsGraphic(r) && !unicode.IsSpace(r):
 			out = append(out, s[i:i+size]...)
@@ -164,7 +173,5 @@ func idPart(s string) string {
 		}
 		i += size
 	}
-	return Bound(string(out))
+	return string(out)
 }
-
-func idSafeASCII(b byte) bool { return b > ' ' && b < 0x7f && b != '%' && b != '~' && b != ':' }

@@ -48,6 +48,13 @@ func NewSnapshot(pub Publisher, origin Origin, at Position, reason string) *Snap
 	return &Snapshot{pub: pub, origin: origin, at: at, name: origin.SnapshotName(at.Text)}
 }
 
+// resumeSnapshot returns the snapshot of origin begun at at, for a backfill
+// that goes on publishing it after a restart: unlike NewSnapshot it counts
+// nothing.
+func resumeSnapshot(pub Publisher, origin Origin, at Position) *Snapshot {
+	return &Snapshot{pub: pub, origin: origin, at: at, name: origin.SnapshotName(at.Text)}
+}
+
 // Name returns the name the snapshot's events carry (Event.Snapshot).
 func (s *Snapshot) Name() string { return s.name }
 
@@ -73,11 +80,32 @@ func (s *Snapshot) Begin(ctx context.Context, collection string) (*Bracket, erro
 	return b, b.marker(ctx, OpSnapshotBegin)
 }
 
+// resume returns the bracket of collection whose snapshot_begin marker was
+// published earlier.
+func (s *Snapshot) resume(collection string) *Bracket { return &Bracket{snap: s, collection: collection} }
+
 // Row publishes the row of the collection with key, whose content is after,
 // and counts it in reportes_cdc_events_read_total.
 func (b *Bracket) Row(ctx context.Context, key string, after json.RawMessage) error {
 	ev := b.event(OpSnapshot)
 	ev.ID, ev.Key, ev.After = b.snap.origin.SnapshotRow(b.snap.at.Text, b.collection, key), key, after
+	CountRead(b.snap.origin.Source(), 1)
+	if err := b.snap.pub.Publish(ctx, ev); err != nil {
+		return err
+	}
+	b.rows++
+	return nil
+}
+
+// rowAt publishes a row read at a later position than the snapshot's own:
+// a chunk of a backfill, read between two watermarks, carries the position
+// of the second one, so that it supersedes every change before it. Its id
+// stays the snapshot's, so reading the chunk again after a restart
+// publishes the same ids.
+func (b *Bracket) rowAt(ctx context.Context, key string, after json.RawMessage, at Position) error {
+	ev := b.event(OpSnapshot)
+	ev.ID, ev.Key, ev.After = b.snap.origin.SnapshotRow(b.snap.at.Text, b.collection, key), key, after
+	ev.Position, ev.Version, ev.CommitTime = at.Text, at.Version, at.Time
 	CountRead(b.snap.origin.Source(), 1)
 	if err := b.snap.pub.Publish(ctx, ev); err != nil {
 		return err

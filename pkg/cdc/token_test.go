@@ -67,7 +67,7 @@ func FuzzSubjectToken(f *testing.F) {
 			t.Fatalf("SubjectToken(%q) is not deterministic", s)
 		}
 		multi := SubjectToken(s, true)
-		if subj := Subject("reportes.cdc", "mongo", s); !server.IsValidPublishSubject(subj) {
+		if subj := CollectionSubject("reportes.cdc", "mongo", s); !server.IsValidPublishSubject(subj) {
 			t.Fatalf("subject %q from collection %q is not valid", subj, s)
 		}
 		for _, part := range strings.Split(multi, ".") {

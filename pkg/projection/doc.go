@@ -29,6 +29,16 @@
 // touched, are removed when the snapshot ends. That is how a view survives a
 // source position lost and re-snapshotted.
 //
+// A compacted stream (the last event of each key's subject, see
+// cdc.Subject) gives the same view: each key's last event is its current
+// state, and an end marker whose begin a later snapshot replaced removes
+// the keys older than its snapshot. The [Projector] counts the events
+// missing before the stream's first as missed
+// (reportes_projection_events_missed_total, and an error log) only when
+// they may have been needed: on a stream that keeps every event, or whose
+// limits or per-message TTLs may drop a key's last event, or that was
+// emptied; never for the gaps compaction leaves.
+//
 // # View snapshots
 //
 // [View.Snapshot] encodes the view's state at its stream sequence and
@@ -37,4 +47,17 @@
 // histories). With [WithSnapshots] the [Projector] keeps one in a JetStream
 // object store and starts from it; a snapshot that does not fit the stream or
 // the schema is ignored and the view rebuilt from the stream.
+//
+// # Rebuilds
+//
+// [Serving] holds the projector whose view is served. [Serving.Rebuild]
+// builds a new view beside it, from the latest snapshot or from the
+// stream's start ([RebuildFrom] says which events must be applied again;
+// never an empty view from the middle of the stream), and once it caught
+// up swaps it in: the old projector is stopped, the new view draws level
+// with it, and from then on it is served, at a stream sequence at least the
+// old one's. Readers that ask Serving for the view never see it go back,
+// and the updates Serving hands on stay in order without a gap: the old
+// projector's until the swap, one that takes followers from the old view
+// to the new one, then the new projector's. One rebuild runs at a time.
 package projection

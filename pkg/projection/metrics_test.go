@@ -74,7 +74,7 @@ func TestUpdatesAreTheViewAtTheirSeq(t *testing.T) {
 	futures := make([]jetstream.PubAckFuture, 0, len(burst))
 	for _, ev := range burst {
 		data, _ := json.Marshal(ev)
-		f, err := h.js.PublishAsync(cdc.Subject("snap.cdc", ev.Source, ev.Collection), data, jetstream.WithMsgID(ev.ID))
+		f, err := h.js.PublishAsync(cdc.Subject("snap.cdc", ev), data, jetstream.WithMsgID(ev.ID))
 		if err != nil {
 			t.Fatal(err)
 		}

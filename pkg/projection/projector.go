@@ -38,6 +38,8 @@ type Projector struct {
 	snaps      *snapshots // nil without WithSnapshots
 	restored   bool       // a restore was attempted
 	missed     uint64     // events up to this sequence were counted as missed
+
+	retired atomic.Bool // replaced by a rebuilt view (Serving): no last snapshot on stop
 }
 
 type projectorOptions struct {
@@ -201,7 +203,7 @@ func (p *Projector) consume(ctx context.Context) error {
 		return err
 	}
 	p.restoreOnce(ctx, info)
-	p.countMissed(info.State.FirstSeq)
+	p.countMissed(info)
 	p.catchUpTo(info.State.LastSeq)
 	// A server that restarted has lost the consumer (it is held in memory):
 	// after any reconnect this consumer ends, and Run starts a new one
@@ -236,20 +238,48 @@ func (p *Projector) restoreOnce(ctx context.Context, info *jetstream.StreamInfo)
 	}
 }
 
-// countMissed records the events the stream dropped, before first, that
-// the view never applied.
-func (p *Projector) countMissed(first uint64) {
+// countMissed records the events the stream no longer holds, before its
+// first, that the view never applied and may have needed.
+func (p *Projector) countMissed(info *jetstream.StreamInfo) {
+	first := info.State.FirstSeq
 	next := max(p.view.Seq(), p.missed) + 1
 	if first <= next {
 		return
+	}
+	p.missed = first - 1
+	why := lossOf(info)
+	if why == "" {
+		return // compaction: each key's last event is still there
 	}
 	// The stream's limits (max age, bytes, messages) or a purge dropped
 	// events before this view applied them: it cannot count them, and says
 	// so instead of starting at the first event left.
 	metricMissed.Add(float64(first - next))
-	p.missed = first - 1
 	p.opts.logger.Error("the stream no longer holds events this view needs; the view lacks what they changed (restore a view snapshot taken before they were dropped, or re-snapshot the sources into a new stream)",
-		"stream", p.opts.stream, "first_missing", next, "last_missing", first-1)
+		"stream", p.opts.stream, "first_missing", next, "last_missing", first-1, "reason", why)
+}
+
+// lossOf says why the events a stream no longer holds, before its first,
+// may be ones a view needs, or "" when they cannot be. A stream that keeps
+// the last event of each subject (events have a subject per key, see
+// cdc.Subject) drops only events that a later one of the same key
+// supersedes: there a gap loses nothing, unless limits, per-message TTLs
+// or a purge deleted a key's last event. Limits and TTLs are settings and
+// count as a possible loss; a purge leaves no trace but an emptied stream,
+// and a partial purge of a compacted stream cannot be told from
+// compaction (docs/operations.md).
+func lossOf(info *jetstream.StreamInfo) string {
+	cfg := info.Config
+	if stream.Keeps(cfg) != stream.HistoryCompact {
+		return "the stream keeps every event: a limit or a purge dropped these"
+	}
+	if lossy := stream.Lossy(cfg); lossy != "" {
+		return "the stream keeps the last event of each key, but its limits (" + lossy + ") may have dropped a key's last one"
+	}
+	if info.State.Msgs == 0 {
+		return "the stream keeps the last event of each key and holds none: it was purged"
+	}
+	return ""
 }
 
 // catchUpTo sets the stream's last sequence as the view's target: the view
@@ -598,7 +628,7 @@ func (p *Projector) saveSnapshots(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			if p.ready.Load() {
+			if p.ready.Load() && !p.retired.Load() {
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotStopTimeout)
 				p.saveSnapshot(sctx)
 				cancel()

@@ -194,17 +194,37 @@ func (v *View) touched(collection, key string) {
 	}
 }
 
-// endSnapshot returns the keys to remove when a snapshot ends.
-func (v *View) endSnapshot(ev *cdc.Event) []string {
+// endSnapshot returns the keys to remove when a snapshot ends; keys lists
+// the collection's keys with their versions.
+//
+// When the view saw the bracket begin, those are the keys it held then,
+// older than the snapshot, that neither the snapshot nor a later change
+// mentioned. A view rebuilt from a compacted stream may not have seen it:
+// the stream keeps the last begin marker of each snapshot series, and a
+// later snapshot's begin replaced this one's while the later one is still
+// open. Versions give the same answer then: a row of the snapshot carries
+// at least its version, a change after its start a greater one, so the
+// keys older than the snapshot are those it and every later change left
+// out. A pending bracket older than this one is settled by it too.
+func (v *View) endSnapshot(ev *cdc.Event, keys func(yield func(string, uint64))) []string {
 	p := v.pending[ev.Collection]
-	if p == nil || p.id != ev.Snapshot {
-		return nil
+	if p != nil && p.id == ev.Snapshot {
+		delete(v.pending, ev.Collection)
+		out := make([]string, 0, len(p.stale))
+		for k := range p.stale {
+			out = append(out, k)
+		}
+		return out
 	}
-	delete(v.pending, ev.Collection)
-	out := make([]string, 0, len(p.stale))
-	for k := range p.stale {
-		out = append(out, k)
+	if p != nil && p.version <= ev.Version {
+		delete(v.pending, ev.Collection)
 	}
+	var out []string
+	keys(func(k string, version uint64) {
+		if version < ev.Version {
+			out = append(out, k)
+		}
+	})
 	return out
 }
 
@@ -217,7 +237,9 @@ func (v *View) applyOrder(ev *cdc.Event) (Change, error) {
 		return Change{}, nil
 	case cdc.OpSnapshotEnd:
 		var ch Change
-		for _, k := range v.endSnapshot(ev) {
+		for _, k := range v.endSnapshot(ev, func(yield func(string, uint64)) {
+			v.orders.each(func(k string, o order) { yield(k, o.version()) })
+		}) {
 			ch.Sellers = append(ch.Sellers, v.removeOrder(keyOf(k))...)
 		}
 		return ch, nil
@@ -327,7 +349,11 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 		return Change{}, nil
 	case cdc.OpSnapshotEnd:
 		ch := Change{}
-		for _, k := range v.endSnapshot(ev) {
+		for _, k := range v.endSnapshot(ev, func(yield func(string, uint64)) {
+			for k, e := range v.employees {
+				yield(k, e.version)
+			}
+		}) {
 			if e := v.employees[k]; e != nil {
 				ch.Sellers = append(ch.Sellers, e.code)
 				delete(v.employees, k)

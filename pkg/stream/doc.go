@@ -6,8 +6,8 @@
 // # Contract
 //
 // A Publisher publishes each event asynchronously on
-// cdc.Subject(prefix, source, collection) with a Nats-Msg-Id equal to its
-// ID, and keeps at most a bounded number in flight (Publish blocks at the
+// cdc.Subject(prefix, event), a subject per key (per snapshot series for
+// markers), with a Nats-Msg-Id equal to its ID, and keeps at most a bounded number in flight (Publish blocks at the
 // bound). Callbacks registered with AfterAcked run in publication order on
 // the goroutine that receives acknowledgements, once JetStream acknowledged
 // every event published before them; Flush waits for all of them. The first
@@ -18,7 +18,11 @@
 // WithKeepOnOversize, marked Truncated.
 //
 // Ensure and OpenCheckpoints create what is missing and otherwise use what
-// exists as it is: settings an operator changed stay across restarts.
+// exists as it is: settings an operator changed stay across restarts. A
+// stream Ensure creates keeps, by default, the last message of each subject
+// (HistoryCompact): with a subject per key that is the current state of
+// every key, so its size follows the live data; Keeps and Lossy tell what
+// an existing stream keeps and what may drop a key's last event.
 // Checkpoints.Save is called by sources only for positions whose events
 // were acknowledged.
 package stream

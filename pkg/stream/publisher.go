@@ -46,7 +46,8 @@ type Publisher struct {
 	ackTimeout time.Duration
 
 	// Used by Publish only, which runs on the source's one goroutine.
-	subjects map[[2]string]string // (source, collection) -> subject
+	subjects map[[2]string]string // (source, collection) -> its subject
+	subject  []byte               // the subject of the event being published
 	msg      nats.Msg             // reused: PublishMsg copies what it sends
 	msgID    []string             // msg's Nats-Msg-Id header value
 	buf      []byte
@@ -229,7 +230,8 @@ func (p *Publisher) Publish(ctx context.Context, ev *cdc.Event) error {
 	p.ring[seq%uint64(len(p.ring))] = inflight{id: ev.ID, counters: counters, sent: time.Now()}
 	p.mu.Unlock()
 
-	p.msg.Subject = p.subject(ev.Source, ev.Collection)
+	p.subject = cdc.AppendSubject(p.subject[:0], p.collectionSubject(ev.Source, ev.Collection), ev)
+	p.msg.Subject = string(p.subject)
 	p.msg.Reply = p.inbox + strconv.FormatUint(seq, 10)
 	p.msg.Data = data
 	p.msgID[0] = ev.ID
@@ -512,12 +514,12 @@ func (p *Publisher) shrink(ev *cdc.Event, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-func (p *Publisher) subject(source, collection string) string {
+func (p *Publisher) collectionSubject(source, collection string) string {
 	k := [2]string{source, collection}
 	if s, ok := p.subjects[k]; ok {
 		return s
 	}
-	s := cdc.Subject(p.prefix, source, collection)
+	s := cdc.CollectionSubject(p.prefix, source, collection)
 	p.subjects[k] = s
 	return s
 }

@@ -246,3 +246,106 @@ func TestPublisherInflightGauge(t *testing.T) {
 		t.Fatalf("in flight after Close: %v, want 0", got)
 	}
 }
+
+// TestPublisherSubjectPerKey: every event goes out on its key's subject,
+// markers on their own, so that a compacted stream (the default) keeps
+// the last event of each key and both markers of the last snapshot.
+func TestPublisherSubjectPerKey(t *testing.T) {
+	ctx := context.Background()
+	s := cdctest.New(t)
+	name := "C_" + s.Name
+	if _, err := stream.Ensure(ctx, s.JS, stream.Config{Name: name, SubjectPrefix: s.Name + ".compact"}); err != nil {
+		t.Fatal(err)
+	}
+	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Name+".compact"))
+	marker := func(op cdc.Op, n int) *cdc.Event {
+		return &cdc.Event{ID: fmt.Sprintf("m:%s:%d", op, n), Source: cdc.SourceMongo, Collection: "db.orders", Op: op,
+			Snapshot: fmt.Sprintf("db.orders@%d", n), Version: uint64(n)}
+	}
+	var evs []*cdc.Event
+	for round := range 3 {
+		evs = append(evs, marker(cdc.OpSnapshotBegin, round))
+		for k := range 10 {
+			ev := testEvent(round*10 + k)
+			ev.Key = fmt.Sprintf("k.%d *", k) // reserved characters in the key
+			evs = append(evs, ev)
+		}
+		evs = append(evs, marker(cdc.OpSnapshotEnd, round))
+	}
+	for _, ev := range evs {
+		if err := pub.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.JS.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.Name+".compact.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 12 || info.State.LastSeq != uint64(len(evs)) || len(info.State.Subjects) != 12 {
+		t.Fatalf("stream holds %d messages on %d subjects, last %d; want 10 keys and 2 markers of %d events",
+			info.State.Msgs, len(info.State.Subjects), info.State.LastSeq, len(evs))
+	}
+	for _, ev := range evs[len(evs)-12:] {
+		subj := cdc.Subject(s.Name+".compact", ev)
+		msg, err := st.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			t.Fatalf("%s: %v", subj, err)
+		}
+		if got := msg.Header.Get(jetstream.MsgIDHeader); got != ev.ID {
+			t.Fatalf("%s holds %s, want the last event %s", subj, got, ev.ID)
+		}
+	}
+}
+
+// BenchmarkPublishHistory: what a subject per key and compaction cost the
+// NATS server (in this process) per event: inserts of new keys and updates
+// of 1,000 keys, against every event on one subject in a stream that keeps
+// everything, as before subjects per key.
+func BenchmarkPublishHistory(b *testing.B) {
+	cases := []struct {
+		name    string
+		history stream.History
+		keys    int // 0: a new key per event; 1: every event on one subject
+	}{
+		{"one subject, keep all", stream.HistoryAll, 1},
+		{"new keys, keep all", stream.HistoryAll, 0},
+		{"new keys, compact", stream.HistoryCompact, 0},
+		{"1000 keys, compact", stream.HistoryCompact, 1000},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			s := cdctest.New(b)
+			prefix := s.Name + ".h"
+			if _, err := stream.Ensure(context.Background(), s.JS, stream.Config{Name: "H_" + s.Name, SubjectPrefix: prefix, History: c.history}); err != nil {
+				b.Fatal(err)
+			}
+			pub := newPublisher(b, s.NC, stream.WithSubjectPrefix(prefix))
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				ev := testEvent(i)
+				ev.ID = fmt.Sprintf("bench:%d", i)
+				switch c.keys {
+				case 1:
+					ev.Key = "k"
+				case 0:
+				default:
+					ev.Key = fmt.Sprintf("k%d", i%c.keys)
+				}
+				if err := pub.Publish(ctx, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := pub.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -28,7 +28,7 @@ func testJetStream(t *testing.T) jetstream.JetStream {
 	return js
 }
 
-func TestEnsureStreamCreatesAStreamThatKeepsEverything(t *testing.T) {
+func TestEnsureStreamCreatesACompactedStream(t *testing.T) {
 	js := testJetStream(t)
 	name := devstack.Name(t)
 	s, err := stream.Ensure(context.Background(), js, stream.Config{Name: "S_" + name, SubjectPrefix: name + ".cdc"})
@@ -37,8 +37,39 @@ func TestEnsureStreamCreatesAStreamThatKeepsEverything(t *testing.T) {
 	}
 	got := s.CachedInfo().Config
 	if !slices.Equal(got.Subjects, []string{name + ".cdc.>"}) || got.Retention != jetstream.LimitsPolicy ||
-		got.Storage != jetstream.FileStorage || got.MaxAge != 0 || got.Duplicates != stream.DefaultDuplicates {
-		t.Fatalf("created stream %+v, want file storage of %s.cdc.> kept for ever, deduplicating within %s", got, name, stream.DefaultDuplicates)
+		got.Storage != jetstream.FileStorage || got.MaxAge != 0 || got.MaxMsgs > 0 || got.MaxBytes > 0 ||
+		got.MaxMsgsPerSubject != 1 || got.Duplicates != stream.DefaultDuplicates {
+		t.Fatalf("created stream %+v, want file storage of %s.cdc.> keeping the last event of each subject for ever, deduplicating within %s", got, name, stream.DefaultDuplicates)
+	}
+	if stream.Keeps(got) != stream.HistoryCompact || stream.Lossy(got) != "" {
+		t.Fatalf("Keeps %s, Lossy %q; want compact and nothing lossy", stream.Keeps(got), stream.Lossy(got))
+	}
+}
+
+// TestEnsureStreamHistory: NATS_HISTORY=all creates a stream that keeps
+// every event; an existing stream keeps what it keeps either way.
+func TestEnsureStreamHistory(t *testing.T) {
+	js := testJetStream(t)
+	ctx := context.Background()
+	name := devstack.Name(t)
+	cfg := stream.Config{Name: "S_" + name, SubjectPrefix: name + ".cdc", History: stream.HistoryAll}
+	s, err := stream.Ensure(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config; got.MaxMsgsPerSubject > 0 || stream.Keeps(got) != stream.HistoryAll {
+		t.Fatalf("max messages per subject %d, want none", got.MaxMsgsPerSubject)
+	}
+	cfg.History = stream.HistoryCompact
+	if s, err = stream.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxMsgsPerSubject; got > 0 {
+		t.Fatalf("an existing stream got max messages per subject %d; it keeps its own", got)
+	}
+	lossy := stream.Lossy(jetstream.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgs: 10, AllowMsgTTL: true})
+	if lossy != "max age 1h0m0s, max bytes 1073741824, max messages 10, per-message TTLs allowed" {
+		t.Fatalf("Lossy = %q", lossy)
 	}
 }
 

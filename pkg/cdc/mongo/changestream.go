@@ -21,6 +21,9 @@ type changeEvent struct {
 	ClusterTime   primitive.Timestamp `bson:"clusterTime"`
 	WallTime      time.Time           `bson:"wallTime"`
 	DocumentKey   bson.Raw            `bson:"documentKey"`
+	NS            struct {
+		Coll string `bson:"coll"`
+	} `bson:"ns"`
 	FullDocument  bson.Raw            `bson:"fullDocument"`
 }
 
@@ -31,9 +34,22 @@ func errHistoryLost(err error) bool {
 	return errors.As(err, &se) && (se.HasErrorCode(286) || se.HasErrorCode(280))
 }
 
+// changeScope is the state's Scope of a change stream of the database
+// filtered to the collection and its watermarks. A resume token of the
+// collection's own stream (saved before watermarks existed) is not reused.
+const changeScope = "database"
+
 func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub cdc.Publisher, st state, found bool) error {
-	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
+	db := client.Database(s.cfg.Database)
 	opts := options.ChangeStream().SetFullDocument(options.UpdateLookup)
+	// One stream of the database, filtered to the collection and the
+	// watermark collection: the watermarks come in order with the changes.
+	pipeline := mongo.Pipeline{{{Key: "$match", Value: bson.D{{Key: "ns.coll", Value: bson.D{{Key: "$in",
+		Value: bson.A{s.cfg.Collection, s.cfg.WatermarkCollection}}}}}}}}
+	if found && st.Scope != changeScope {
+		found = false
+		s.logger.Warn("the saved resume token is of the collection's own change stream; taking a new snapshot once")
+	}
 
 	reason := "initial"
 	if found && st.SnapshotDone && len(st.ResumeToken) > 0 {
@@ -41,7 +57,7 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 		if err := bson.UnmarshalExtJSON(st.ResumeToken, false, &token); err != nil {
 			return fmt.Errorf("decode saved resume token: %w", err)
 		}
-		cs, err := coll.Watch(ctx, mongo.Pipeline{}, opts.SetResumeAfter(token))
+		cs, err := db.Watch(ctx, pipeline, opts.SetResumeAfter(token))
 		if err == nil {
 			s.acked.Store(&st)
 			return s.follow(ctx, cs, pub, st.Snapshot)
@@ -62,15 +78,11 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 		return fmt.Errorf("start session: %w", err)
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
-	cs, err := coll.Watch(mongo.NewSessionContext(ctx, sess), mongo.Pipeline{}, opts)
+	cs, err := db.Watch(mongo.NewSessionContext(ctx, sess), pipeline, opts)
 	if err != nil {
 		return fmt.Errorf("open change stream: %w", err)
 	}
-	var start primitive.Timestamp
-	if ot := sess.OperationTime(); ot != nil {
-		start = *ot
-	}
-	snapID, err := s.snapshot(ctx, coll, pub, oplogTS{T: start.T, I: start.I}, reason)
+	snapID, err := s.snapshot(ctx, reason)
 	if err != nil {
 		_ = cs.Close(ctx)
 		return err
@@ -79,7 +91,7 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 	if err != nil {
 		return fmt.Errorf("encode resume token: %w", err)
 	}
-	next := &state{Mode: ModeChangeStream, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
+	next := &state{Mode: ModeChangeStream, Scope: changeScope, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
 	if err := s.checkpoint.Save(ctx, s.checkpointKey(), next); err != nil {
 		return err
 	}
@@ -121,7 +133,7 @@ func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub cdc.Pub
 		if err != nil {
 			return fmt.Errorf("encode resume token: %w", err)
 		}
-		next := &state{Mode: ModeChangeStream, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
+		next := &state{Mode: ModeChangeStream, Scope: changeScope, SnapshotDone: true, Snapshot: snapID, ResumeToken: token}
 		if err := pub.AfterAcked(func() { s.acked.Store(next) }); err != nil {
 			return err
 		}
@@ -133,6 +145,9 @@ func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub cdc.Pub
 
 func (s *Source) change(ctx context.Context, pub cdc.Publisher, ce changeEvent, token bson.Raw) error {
 	pos := oplogTS{T: ce.ClusterTime.T, I: ce.ClusterTime.I}
+	if ce.NS.Coll == s.cfg.WatermarkCollection {
+		return s.changeWatermark(ctx, pub, ce, pos)
+	}
 	data, _ := token.LookupErr("_data")
 	tokenID, ok := data.StringValueOK()
 	if !ok {
@@ -205,4 +220,18 @@ func mustJSON(d bson.Raw) []byte {
 
 func setLastCommit(t time.Time) {
 	cdc.SetLastCommit(cdc.SourceMongo, float64(t.UnixNano())/1e9)
+}
+
+// changeWatermark hands the watermark a change event inserts to the
+// Backfiller.
+func (s *Source) changeWatermark(ctx context.Context, pub cdc.Publisher, ce changeEvent, pos oplogTS) error {
+	id, ok := ce.DocumentKey.Lookup("_id").StringValueOK()
+	if ce.OperationType != "insert" || !ok || !s.backfill.IsWatermark(id) {
+		return nil
+	}
+	at := cdc.Position{Text: pos.String(), Version: pos.version(), Time: ce.WallTime.UTC()}
+	if ce.WallTime.IsZero() {
+		at.Time = time.Unix(int64(pos.T), 0).UTC()
+	}
+	return s.backfill.Watermark(ctx, pub, id, at)
 }

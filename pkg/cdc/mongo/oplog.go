@@ -26,7 +26,6 @@ type oplogEntry struct {
 
 func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub cdc.Publisher, st state, found bool) error {
 	oplog := client.Database("local").Collection("oplog.rs")
-	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
 
 	if err := checkOplog(ctx, client); err != nil {
 		return err
@@ -64,7 +63,7 @@ func (s *Source) runOplog(ctx context.Context, client *mongo.Client, pub cdc.Pub
 	if latest != nil {
 		from = *latest
 	}
-	snapID, err := s.snapshot(ctx, coll, pub, from, reason)
+	snapID, err := s.snapshot(ctx, reason)
 	if err != nil {
 		return err
 	}
@@ -246,7 +245,7 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 func (s *Source) openOplog(ctx context.Context, oplog *mongo.Collection, pos oplogTS) (*mongo.Cursor, error) {
 	filter := bson.D{
 		{Key: "ts", Value: bson.D{{Key: "$gt", Value: primitive.Timestamp{T: pos.T, I: pos.I}}}},
-		{Key: "ns", Value: bson.D{{Key: "$in", Value: bson.A{s.ns, "admin.$cmd"}}}},
+		{Key: "ns", Value: bson.D{{Key: "$in", Value: bson.A{s.ns, s.watermarks, "admin.$cmd"}}}},
 	}
 	cur, err := oplog.Find(ctx, filter, options.Find().SetCursorType(options.Tailable).SetBatchSize(oplogBatch))
 	if err != nil {
@@ -334,6 +333,9 @@ func (s *Source) entry(ctx context.Context, coll *mongo.Collection, pub cdc.Publ
 		s.logger.Warn("oplog entry with an unknown operation; no document change published",
 			"op", cdc.Bound(e.Op), "ts", oplogTS{T: e.TS.T, I: e.TS.I})
 		return nil
+	}
+	if e.NS == s.watermarks {
+		return s.watermark(ctx, pub, e)
 	}
 	if e.NS != s.ns {
 		return nil
@@ -475,4 +477,18 @@ func onlySet(o bson.Raw) bool {
 		}
 	}
 	return true
+}
+
+// watermark hands the watermark an oplog entry inserts to the Backfiller.
+func (s *Source) watermark(ctx context.Context, pub cdc.Publisher, e oplogEntry) error {
+	id, ok := e.O.Lookup("_id").StringValueOK()
+	if e.Op != "i" || !ok || !s.backfill.IsWatermark(id) {
+		return nil
+	}
+	ts := oplogTS{T: e.TS.T, I: e.TS.I}
+	at := cdc.Position{Text: ts.String(), Version: ts.version(), Time: e.Wall.UTC()}
+	if e.Wall.IsZero() {
+		at.Time = time.Unix(int64(ts.T), 0).UTC()
+	}
+	return s.backfill.Watermark(ctx, pub, id, at)
 }

@@ -14,7 +14,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/reportes/reportes/pkg/cdc"
 )
@@ -57,6 +56,13 @@ type Config struct {
 	// is too large for a NATS message, its event keeps the top-level fields
 	// that hold them (KeepOnOversize).
 	Keep []string
+	// WatermarkCollection is the collection of the database the backfill
+	// watermarks are written to (default DefaultWatermarkCollection); the
+	// role needs insert and remove on it.
+	WatermarkCollection string
+	// ChunkSize is the documents a snapshot reads at once (default
+	// cdc.DefaultChunkSize); a requested backfill says its own.
+	ChunkSize int
 }
 
 // Option configures a Source.
@@ -75,6 +81,9 @@ type Source struct {
 	acked      atomic.Pointer[state]
 	streaming  atomic.Bool
 	batchBytes int // bound of an oplog batch handed to publishing, in bytes
+	watermarks string        // namespace of the watermark collection
+	backfill   *cdc.Backfiller // of the current Run
+	chunks     *chunks         // of the current Run
 }
 
 // Checkpoints keeps the source's position (stream.Checkpoints keeps it in
@@ -83,6 +92,7 @@ type Checkpoints interface {
 	Load(ctx context.Context, key string, v any) (bool, error)
 	Save(ctx context.Context, key string, v any) error
 	Delete(ctx context.Context, key string) error
+	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Streaming reports whether the source is past its snapshot and following
@@ -92,6 +102,7 @@ func (s *Source) Streaming() bool { return s.streaming.Load() }
 // state is the checkpoint of a Source.
 type state struct {
 	Mode         Mode            `json:"mode"`
+	Scope        string          `json:"scope,omitempty"` // of a change stream: changeScope
 	SnapshotDone bool            `json:"snapshot_done"`
 	Snapshot     string          `json:"snapshot,omitempty"`
 	OplogTS      *oplogTS        `json:"oplog_ts,omitempty"`
@@ -128,9 +139,13 @@ func New(cfg Config, checkpoints Checkpoints, opts ...Option) (*Source, error) {
 	if cfg.SaveInterval <= 0 {
 		cfg.SaveInterval = time.Second
 	}
+	if cfg.WatermarkCollection == "" {
+		cfg.WatermarkCollection = DefaultWatermarkCollection
+	}
 	ns := cfg.Database + "." + cfg.Collection
 	s := &Source{cfg: cfg, checkpoint: checkpoints, logger: slog.New(slog.DiscardHandler),
-		origin: cdc.NewOrigin(cdc.SourceMongo, ns), ns: ns, batchBytes: oplogBatchBytes}
+		origin: cdc.NewOrigin(cdc.SourceMongo, ns), ns: ns, batchBytes: oplogBatchBytes,
+		watermarks: cfg.Database + "." + cfg.WatermarkCollection}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -167,6 +182,20 @@ func (s *Source) Run(ctx context.Context, pub cdc.Publisher) error {
 		return err
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // best effort on the way out
+	// Backfills (the snapshots too) read their chunks beside the capture,
+	// which carries their watermarks.
+	s.chunks = s.newChunks(client)
+	s.backfill = cdc.NewBackfiller(s.origin, s.checkpoint, s.chunks, cdc.WithBackfillLogger(s.logger))
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.backfill.Run(bctx)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
 	err = s.capture(ctx, client, pub)
 	if refused(err) && !errors.Is(err, cdc.ErrPermanent) {
 		return cdc.Permanent(err)
@@ -219,53 +248,16 @@ func detectMode(ctx context.Context, coll *mongo.Collection) (Mode, error) {
 	return "", fmt.Errorf("detect change stream support: %w", err)
 }
 
-// snapshot publishes every document of the collection in a snapshot
-// bracket at position at, and returns the snapshot's name.
-func (s *Source) snapshot(ctx context.Context, coll *mongo.Collection, pub cdc.Publisher, at oplogTS, reason string) (string, error) {
-	position := at.String()
-	snap := cdc.NewSnapshot(pub, s.origin, cdc.Position{Text: position, Version: at.version(), Time: time.Now().UTC()}, reason)
-	s.logger.Info("snapshot started", "collection", s.ns, "position", position, "reason", reason)
-	b, err := snap.Begin(ctx, s.ns)
-	if err != nil {
+// snapshot requests a full backfill of the collection, which runs beside
+// the capture (cdc.Backfiller): a first snapshot, or one after a lost
+// position, is read the way any backfill is. It returns the backfill's id.
+func (s *Source) snapshot(ctx context.Context, reason string) (string, error) {
+	bf := cdc.NewBackfill(cdc.SourceMongo, s.ns, "", s.cfg.ChunkSize, reason)
+	if err := s.backfill.Request(ctx, bf); err != nil {
 		return "", err
 	}
-	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
-	if err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	n := 0
-	for cur.Next(ctx) {
-		if err := s.snapshotDocument(ctx, b, position, cur.Current); err != nil {
-			return "", err
-		}
-		n++
-	}
-	if err := cur.Err(); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", s.ns, err)
-	}
-	if err := b.End(ctx); err != nil {
-		return "", err
-	}
-	if err := snap.Flush(ctx); err != nil {
-		return "", err
-	}
-	s.logger.Info("snapshot published", "collection", s.ns, "documents", n)
-	return snap.Name(), nil
-}
-
-// snapshotDocument publishes doc as a row of b, or what of it can be
-// published (see salvage).
-func (s *Source) snapshotDocument(ctx context.Context, b *cdc.Bracket, position string, doc bson.Raw) error {
-	key, after, err := documentJSON(doc)
-	if err != nil {
-		publish, err := s.salvage(err, cdc.OpSnapshot, s.origin.SnapshotRow(position, s.ns, key), key)
-		if !publish {
-			return err
-		}
-		after = nil
-	}
-	return b.Row(ctx, key, after)
+	s.logger.Info("snapshot requested", "collection", s.ns, "reason", reason, "backfill", bf.ID)
+	return bf.ID, nil
 }
 
 // publishChange publishes ev, which err (from reading the change) may call
@@ -278,6 +270,7 @@ func (s *Source) publishChange(ctx context.Context, pub cdc.Publisher, ev *cdc.E
 		}
 		ev.After, ev.Before = nil, nil
 	}
+	s.backfill.Observe(ev.Collection, ev.Key)
 	setLastCommit(ev.CommitTime)
 	cdc.CountRead(cdc.SourceMongo, 1)
 	return pub.Publish(ctx, ev)

@@ -28,6 +28,9 @@ type Config struct {
 	// Keep names the columns consumers need from every row: when a row is
 	// too large for a NATS message, its event keeps them (KeepOnOversize).
 	Keep []string
+	// ChunkSize is the rows a snapshot reads at once (default
+	// cdc.DefaultChunkSize); a requested backfill says its own.
+	ChunkSize int
 }
 
 // Option configures a Source.

@@ -25,6 +25,8 @@ type Source struct {
 	dec        *decoder
 	acked      atomic.Uint64
 	streaming  atomic.Bool
+	chunks     *chunks
+	backfill   *cdc.Backfiller
 }
 
 // Checkpoints keeps the source's checkpoint (stream.Checkpoints keeps it
@@ -33,6 +35,7 @@ type Checkpoints interface {
 	Load(ctx context.Context, key string, v any) (bool, error)
 	Save(ctx context.Context, key string, v any) error
 	Delete(ctx context.Context, key string) error
+	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Streaming reports whether the source is past its snapshot and following
@@ -58,6 +61,8 @@ func New(cfg Config, checkpoints Checkpoints, opts ...Option) (*Source, error) {
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.chunks = newChunks(s)
+	s.backfill = cdc.NewBackfiller(s.origin, checkpoints, s.chunks, cdc.WithBackfillLogger(s.logger))
 	return s, nil
 }
 
@@ -129,6 +134,19 @@ func (s *Source) run(ctx context.Context, pub cdc.Publisher) error {
 	if err != nil {
 		return err
 	}
+	// Backfills (the snapshots too) read their chunks beside the stream,
+	// which carries their watermarks.
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.backfill.Run(bctx)
+	}()
+	defer func() {
+		stop()
+		<-done
+		s.chunks.close()
+	}()
 	return s.stream(ctx, repl, pub, start, tables)
 }
 
@@ -163,7 +181,7 @@ func (s *Source) startPosition(ctx context.Context, repl *pgconn.PgConn, conn *p
 	if err := s.checkpoint.Delete(ctx, s.checkpointKey()); err != nil {
 		return 0, err
 	}
-	return s.snapshot(ctx, repl, conn, tables, pub, reason)
+	return s.snapshot(ctx, repl, tables, reason)
 }
 
 // connect opens the connection for queries and the snapshot.

@@ -100,7 +100,7 @@ func (s *Source) startReplication(ctx context.Context, repl *pgconn.PgConn, star
 	// publication, and a quote would end the literal.
 	pubs := pgx.Identifier{s.cfg.Publication}.Sanitize()
 	err := pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pubs, "'", "''") + "'"},
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pubs, "'", "''") + "'", "messages 'true'"},
 	})
 	if err != nil {
 		return fmt.Errorf("start replication from %s: %w", start, err)
@@ -273,6 +273,12 @@ func (st *streamer) other(ctx context.Context, msg pglogrepl.Message) error {
 		st.relations[m.RelationID] = r
 	case *pglogrepl.TruncateMessage:
 		return st.truncate(ctx, m)
+	case *pglogrepl.LogicalDecodingMessage:
+		if m.Prefix != watermarkPrefix || !m.Transactional {
+			return nil
+		}
+		at := cdc.Position{Text: string(st.tx.lsn), Version: uint64(st.tx.finalLSN), Time: st.tx.commitTime}
+		return st.s.backfill.Watermark(ctx, st.pub, string(m.Content), at)
 	}
 	return nil
 }
@@ -286,6 +292,7 @@ func (st *streamer) truncate(ctx context.Context, m *pglogrepl.TruncateMessage) 
 		if !ok {
 			return fmt.Errorf("truncate of unknown relation %d", id)
 		}
+		st.s.backfill.ObserveAll(rel.name)
 		snap := fmt.Sprintf("truncate:%s@%s", rel.name, st.tx.finalLSN)
 		for _, op := range []cdc.Op{cdc.OpSnapshotBegin, cdc.OpSnapshotEnd} {
 			ev := st.event(rel.name, op)
@@ -408,6 +415,7 @@ func (st *streamer) event(collection string, op cdc.Op) *cdc.Event {
 }
 
 func (st *streamer) emit(ctx context.Context, collection string, op cdc.Op, key string, after, before json.RawMessage) error {
+	st.s.backfill.Observe(collection, key)
 	ev := st.event(collection, op)
 	ev.Key, ev.After, ev.Before = key, after, before
 	cdc.CountRead(cdc.SourcePostgres, 1)
