@@ -82,7 +82,9 @@ func (s *Snapshot) Begin(ctx context.Context, collection string) (*Bracket, erro
 
 // resume returns the bracket of collection whose snapshot_begin marker was
 // published earlier.
-func (s *Snapshot) resume(collection string) *Bracket { return &Bracket{snap: s, collection: collection} }
+func (s *Snapshot) resume(collection string) *Bracket {
+	return &Bracket{snap: s, collection: collection}
+}
 
 // Row publishes the row of the collection with key, whose content is after,
 // and counts it in reportes_cdc_events_read_total.

@@ -24,7 +24,7 @@ type changeEvent struct {
 	NS            struct {
 		Coll string `bson:"coll"`
 	} `bson:"ns"`
-	FullDocument  bson.Raw            `bson:"fullDocument"`
+	FullDocument bson.Raw `bson:"fullDocument"`
 }
 
 // errHistoryLost matches the errors of a resume token the server no longer

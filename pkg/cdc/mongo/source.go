@@ -80,8 +80,8 @@ type Source struct {
 	ns         string
 	acked      atomic.Pointer[state]
 	streaming  atomic.Bool
-	batchBytes int // bound of an oplog batch handed to publishing, in bytes
-	watermarks string        // namespace of the watermark collection
+	batchBytes int             // bound of an oplog batch handed to publishing, in bytes
+	watermarks string          // namespace of the watermark collection
 	backfill   *cdc.Backfiller // of the current Run
 	chunks     *chunks         // of the current Run
 }

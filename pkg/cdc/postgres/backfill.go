@@ -37,7 +37,9 @@ type chunkTable struct {
 	keyTypes []string // the type of each key column, to cast the key of the last row read
 }
 
-func newChunks(s *Source) *chunks { return &chunks{s: s, dec: newDecoder(), tables: map[string]chunkTable{}} }
+func newChunks(s *Source) *chunks {
+	return &chunks{s: s, dec: newDecoder(), tables: map[string]chunkTable{}}
+}
 
 // connection returns the chunk connection, opening it (and describing the
 // tables) when needed.
