@@ -38,13 +38,19 @@ type benchOptions struct {
 	// figure measures its stream, the first being the reference.
 	historyChanges []int
 	recountMax     int
-	wrkSecs        int
-	apiBin         string
-	ingestorBin    string
-	out            string
-	cpuprofile     string
-	only           string
-	hotpaths       string
+	// backfillOrders are the orders the backfill figure reads again;
+	// backfillChunk is the chunk size of its second backfill (0: none).
+	backfillOrders      int
+	backfillChunk       int
+	backfillProfile     string
+	backfillProfileSecs int
+	wrkSecs             int
+	apiBin              string
+	ingestorBin         string
+	out                 string
+	cpuprofile          string
+	only                string
+	hotpaths            string
 }
 
 func main() {
@@ -84,13 +90,17 @@ func main() {
 	flag.IntVar(&o.historyKeys, "history-keys", 100_000, "orders the bounded-history figure changes over and over")
 	flag.StringVar(&history, "history-changes", "250000,2500000", "changes after which the bounded-history figure measures its stream (the first is the reference; 1000000,10000000 takes about 6 minutes on 2 cores)")
 	flag.IntVar(&o.recountMax, "recount-max", 1_000_000, "largest order count the original recount is timed at")
+	flag.IntVar(&o.backfillOrders, "backfill-orders", 150_000, "orders the backfill figure reads again (the goal is for 1,000,000; FerretDB on 2 cores makes that take many minutes)")
+	flag.IntVar(&o.backfillChunk, "backfill-chunk", 4096, "chunk size of the backfill figure's second backfill (0: none)")
+	flag.StringVar(&o.backfillProfile, "backfill-profile", "", "write a CPU profile of the ingestor during the backfill figure's first backfill to this file")
+	flag.IntVar(&o.backfillProfileSecs, "backfill-profile-seconds", 15, "length of that profile")
 	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
 	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
 	flag.StringVar(&o.ingestorBin, "ingestor", "bin/ingestor", "ingestor binary")
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
 	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst,backfill); empty: all")
 	flag.Parse()
 	var err error
 	if o.viewOrders, err = numbers(sizes); err != nil {
@@ -163,6 +173,7 @@ func run(o benchOptions, logger *slog.Logger) error {
 		{"read", "read cost and memory", env.readCost},
 		{"fanout", "SSE fan-out", env.fanout},
 		{"burst", "metric subjects", env.burst},
+		{"backfill", "backfill", env.backfillFigure},
 	}
 	for _, s := range steps {
 		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), s.key) {

@@ -177,7 +177,7 @@ func newSources(cfg config.Config, mode mongo.Mode, checkpoints *stream.Checkpoi
 	}
 	mg, err := mongo.New(mongo.Config{
 		URI: cfg.MongoURI, Database: cfg.MongoDB, Collection: cfg.MongoCollection, Mode: mode,
-		Keep: []string{cfg.SellerField},
+		Keep: []string{cfg.SellerField}, WatermarkCollection: cfg.WatermarkCollection,
 	}, checkpoints, mongo.WithLogger(logger.With("source", "mongo")))
 	if err != nil {
 		return nil, nil, err

@@ -419,6 +419,8 @@ func (b *Backfiller) run(ctx context.Context, bf *Backfill) error {
 		if err := b.save(ctx, bf); err != nil {
 			return err
 		}
+	} else {
+		b.logger.Info("backfill resumed", "id", bf.ID, "collection", bf.Collection, "chunks", bf.Chunks, "rows", bf.Rows)
 	}
 	if bf.Begin == nil {
 		m, err := b.await(ctx, b.newMark(bf, markBegin, 0))
@@ -453,7 +455,9 @@ func (b *Backfiller) chunk(ctx context.Context, bf *Backfill) (bool, error) {
 	b.mark = m
 	b.open.Store(true) // before the read: every change streamed from now on is observed
 	b.mu.Unlock()
+	start := time.Now()
 	rows, next, err := b.reader.ReadChunk(ctx, bf.Collection, bf.Filter, bf.After, bf.ChunkSize)
+	read := time.Since(start)
 	if err != nil {
 		b.clear(m)
 		return false, fmt.Errorf("read chunk: %w", err)
@@ -464,6 +468,7 @@ func (b *Backfiller) chunk(ctx context.Context, bf *Backfill) (bool, error) {
 	if _, err := b.await(ctx, m); err != nil {
 		return false, err
 	}
+	b.logger.Debug("backfill chunk", "id", bf.ID, "chunk", bf.Chunks+1, "rows", len(rows), "read", read, "published", time.Since(start)-read)
 	if m.all {
 		return true, nil // a TRUNCATE met the chunk: read it again
 	}

@@ -98,9 +98,17 @@ func (c *chunks) Estimate(ctx context.Context, collection, _ string) (int64, err
 		return 0, err
 	}
 	schema, rel, _ := strings.Cut(t.name, ".")
+	ident := pgx.Identifier{schema, rel}.Sanitize()
 	var n float64
-	err = conn.QueryRow(ctx, `SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = $1::regclass`, pgx.Identifier{schema, rel}.Sanitize()).Scan(&n)
-	return int64(n), err
+	if err := conn.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = $1::regclass`, ident).Scan(&n); err != nil {
+		return 0, fmt.Errorf("estimate rows of %s: %w", t.name, err)
+	}
+	if n < 0 { // never analyzed: count, once
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+ident).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count rows of %s: %w", t.name, err)
+		}
+	}
+	return int64(n), nil
 }
 
 // WriteWatermark implements cdc.ChunkReader: a transactional logical
