@@ -21,11 +21,12 @@
 // it with a fresh Publisher from its last acknowledged position, so that
 // events reach the stream in source order.
 //
-// A snapshot (the initial read of a table or collection, or one taken again
-// when the position was lost) is published through [Snapshot]: per
-// collection a snapshot_begin marker, the rows, a snapshot_end marker, all
-// at the snapshot's position, then a flush; consumers drop the keys a
-// snapshot no longer holds.
+// A snapshot (the initial read of a table or collection, one taken again
+// when the position was lost, or one an operator asked for) is a backfill
+// ([Backfiller]): read in chunks beside the stream, with watermarks in the
+// source's log, and published as a [Snapshot] bracket: per collection a
+// snapshot_begin marker, the rows, a snapshot_end marker; consumers drop
+// the keys a snapshot no longer holds.
 //
 // Besides the change itself every event carries a per-key Version that grows
 // with the source position. Consumers use it to ignore a stale copy of a change
