@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
 )
 
@@ -107,7 +108,7 @@ func (e *benchEnv) pgCapture(ctx context.Context, rows int, bulk bool) (pgRun, e
 	}
 	// Stopped before its snapshot is recorded as complete, the source would
 	// take it again on the timed start, with the rows committed meanwhile.
-	for deadline := time.Now().Add(time.Minute); !src.Streaming(); {
+	for deadline := time.Now().Add(time.Minute); !src.Streaming() || !backfilled(ctx, cp); {
 		if time.Now().After(deadline) {
 			return pgRun{}, fmt.Errorf("source %s not streaming after a minute", name)
 		}
@@ -662,4 +663,19 @@ func (e *benchEnv) mongoCapture(ctx context.Context, rep *report) error {
 		note: "reportes_mongo_oplog_reader_wait_seconds_total at the end of each run: near 0, the ingestor took every batch as FerretDB returned it, and FerretDB set the pace",
 	})
 	return nil
+}
+
+// backfilled reports whether every backfill of the source (its snapshot)
+// is over.
+func backfilled(ctx context.Context, store cdc.BackfillStore) bool {
+	list, err := cdc.Backfills(ctx, store, "")
+	if err != nil {
+		return false
+	}
+	for _, b := range list {
+		if !b.Over() {
+			return false
+		}
+	}
+	return true
 }

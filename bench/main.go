@@ -90,7 +90,7 @@ func main() {
 	flag.IntVar(&o.historyKeys, "history-keys", 100_000, "orders the bounded-history figure changes over and over")
 	flag.StringVar(&history, "history-changes", "250000,2500000", "changes after which the bounded-history figure measures its stream (the first is the reference; 1000000,10000000 takes about 6 minutes on 2 cores)")
 	flag.IntVar(&o.recountMax, "recount-max", 1_000_000, "largest order count the original recount is timed at")
-	flag.IntVar(&o.backfillOrders, "backfill-orders", 20_000, "orders the backfill figure reads again (the goal is for 1,000,000: on FerretDB each chunk costs a read of the whole collection, so that would take hours)")
+	flag.IntVar(&o.backfillOrders, "backfill-orders", 10_000, "orders the backfill figure reads again (the goal is for 1,000,000: on FerretDB each chunk costs a read of the whole collection, so that would take hours)")
 	flag.IntVar(&o.backfillChunk, "backfill-chunk", 4096, "chunk size of the backfill figure's second backfill (0: none)")
 	flag.StringVar(&o.backfillProfile, "backfill-profile", "", "write a CPU profile of the ingestor during the backfill figure's first backfill to this file")
 	flag.IntVar(&o.backfillProfileSecs, "backfill-profile-seconds", 15, "length of that profile")
