@@ -33,7 +33,7 @@ func TestBackfillUnderLoad(t *testing.T) {
 	for range 8 {
 		w.hire(t)
 	}
-	w.orders(t, 1500)
+	w.orders(t, 600)
 	e.start("ingestor")
 	e.start("api")
 	e.converges(120 * time.Second)
@@ -47,9 +47,9 @@ func TestBackfillUnderLoad(t *testing.T) {
 	})
 
 	for _, source := range []string{cdc.SourceMongo, cdc.SourcePostgres} {
-		chunk := "150"
+		chunk := "60"
 		if source == cdc.SourcePostgres {
-			for range 200 {
+			for range 100 {
 				w.hire(t)
 			}
 			chunk = "10"

@@ -222,7 +222,7 @@ func ready(reach *config.Reach, sources []streamer) (int, readiness) {
 	for _, s := range sources {
 		if !s.Streaming() {
 			return http.StatusServiceUnavailable, readiness{Status: "not ready",
-				Error: s.Name() + " source is not streaming yet (connecting)"}
+				Error: s.Name() + " source is not streaming yet (connecting or taking its snapshot)"}
 		}
 	}
 	return http.StatusOK, readiness{Status: "ready"}

@@ -200,6 +200,13 @@ type Backfiller struct {
 	poll   time.Duration
 
 	kick chan struct{} // a request was saved: look now
+
+	// The snapshots (backfills the source asked for itself) not over yet,
+	// and whether Run listed the saved ones once: until then a snapshot
+	// saved by an earlier run may be pending.
+	snapMu    sync.Mutex
+	snapshots map[string]bool
+	listed    atomic.Bool
 	open atomic.Bool   // a chunk's window is open: Observe records keys
 	mu   sync.Mutex
 	mark *mark // the watermark the driver waits for
@@ -241,7 +248,7 @@ func WithBackfillPoll(d time.Duration) BackfillOption { return func(b *Backfille
 // counts, keeping its backfills in store and reading chunks with reader.
 func NewBackfiller(origin Origin, store BackfillStore, reader ChunkReader, opts ...BackfillOption) *Backfiller {
 	b := &Backfiller{origin: origin, store: store, reader: reader, logger: slog.New(slog.DiscardHandler),
-		poll: time.Second, kick: make(chan struct{}, 1)}
+		poll: time.Second, kick: make(chan struct{}, 1), snapshots: map[string]bool{}}
 	for _, opt := range opts {
 		opt(b)
 	}
@@ -263,8 +270,10 @@ func (b *Backfiller) Request(ctx context.Context, bf Backfill) error {
 				if err := b.save(ctx, &old); err != nil {
 					return err
 				}
+				b.snapshot(old.ID, false)
 			}
 		}
+		b.snapshot(bf.ID, true)
 	}
 	if err := b.store.Save(ctx, bf.Key(), bf); err != nil {
 		return err
@@ -274,6 +283,29 @@ func (b *Backfiller) Request(ctx context.Context, bf Backfill) error {
 	default:
 	}
 	return nil
+}
+
+// Snapshotting reports whether a snapshot of the source (a backfill it
+// asked for itself: the first one, or one after a lost position) is not
+// over yet: until then the source's data is not all in the stream.
+func (b *Backfiller) Snapshotting() bool {
+	if b == nil {
+		return false
+	}
+	b.snapMu.Lock()
+	defer b.snapMu.Unlock()
+	return !b.listed.Load() || len(b.snapshots) > 0
+}
+
+// snapshot records whether the snapshot id is pending.
+func (b *Backfiller) snapshot(id string, pending bool) {
+	b.snapMu.Lock()
+	defer b.snapMu.Unlock()
+	if pending {
+		b.snapshots[id] = true
+	} else {
+		delete(b.snapshots, id)
+	}
 }
 
 // ReasonRequested is the reason of a backfill an operator asked for.
@@ -396,6 +428,12 @@ func (b *Backfiller) runPending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, bf := range list {
+		if !bf.Over() && bf.Reason != ReasonRequested {
+			b.snapshot(bf.ID, true)
+		}
+	}
+	b.listed.Store(true)
 	for _, bf := range list {
 		if bf.Over() {
 			continue
@@ -547,5 +585,9 @@ func (b *Backfiller) finish(ctx context.Context, bf *Backfill, failure error) er
 			"superseded", bf.Superseded, "chunks", bf.Chunks, "took", bf.Finished.Sub(bf.Started).Round(time.Millisecond))
 	}
 	metricBackfills.WithLabelValues(b.origin.source, string(bf.State)).Inc()
-	return b.save(ctx, bf)
+	if err := b.save(ctx, bf); err != nil {
+		return err
+	}
+	b.snapshot(bf.ID, false)
+	return nil
 }

@@ -80,10 +80,11 @@ type Source struct {
 	ns         string
 	acked      atomic.Pointer[state]
 	streaming  atomic.Bool
-	batchBytes int             // bound of an oplog batch handed to publishing, in bytes
-	watermarks string          // namespace of the watermark collection
-	backfill   *cdc.Backfiller // of the current Run
-	chunks     *chunks         // of the current Run
+	batchBytes int                            // bound of an oplog batch handed to publishing, in bytes
+	watermarks string                         // namespace of the watermark collection
+	backfill   *cdc.Backfiller                // of the current Run
+	backfiller atomic.Pointer[cdc.Backfiller] // backfill, for Streaming on other goroutines
+	chunks     *chunks                        // of the current Run
 }
 
 // Checkpoints keeps the source's position (stream.Checkpoints keeps it in
@@ -97,7 +98,9 @@ type Checkpoints interface {
 
 // Streaming reports whether the source is past its snapshot and following
 // the change stream or oplog.
-func (s *Source) Streaming() bool { return s.streaming.Load() }
+func (s *Source) Streaming() bool {
+	return s.streaming.Load() && !s.backfiller.Load().Snapshotting()
+}
 
 // state is the checkpoint of a Source.
 type state struct {
@@ -186,6 +189,7 @@ func (s *Source) Run(ctx context.Context, pub cdc.Publisher) error {
 	// which carries their watermarks.
 	s.chunks = s.newChunks(client)
 	s.backfill = cdc.NewBackfiller(s.origin, s.checkpoint, s.chunks, cdc.WithBackfillLogger(s.logger))
+	s.backfiller.Store(s.backfill)
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

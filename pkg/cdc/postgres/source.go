@@ -38,9 +38,9 @@ type Checkpoints interface {
 	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
-// Streaming reports whether the source is past its snapshot and following
-// the replication stream.
-func (s *Source) Streaming() bool { return s.streaming.Load() }
+// Streaming reports whether the source follows the replication stream
+// and its snapshot (the first one, or one after a lost slot) is over.
+func (s *Source) Streaming() bool { return s.streaming.Load() && !s.backfill.Snapshotting() }
 
 // state is the checkpoint kept next to the slot: the slot alone cannot tell
 // whether the snapshot that goes with it was completely published.
