@@ -19,7 +19,7 @@ run: build
 ## test: the whole suite with the race detector, against real services it starts itself
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=2s
 
 ## fuzz: run every fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -164,11 +164,12 @@ type Row struct {
 type ChunkReader interface {
 	// ReadChunk reads, in key order, at most n rows of collection matching
 	// filter whose key comes after after (empty: from the first), and
-	// returns them with the key of the last one (as it wants it back in
-	// after). Fewer than n rows means the collection was read to its end.
+	// returns them with the key of the last row it read (as it wants it back
+	// in after) and whether it read to the end: rows it could not use do
+	// not count as read to the end.
 	// An error wrapping ErrPermanent (a filter the source refuses, a
 	// collection it does not capture) fails the backfill.
-	ReadChunk(ctx context.Context, collection, filter string, after json.RawMessage, n int) ([]Row, json.RawMessage, error)
+	ReadChunk(ctx context.Context, collection, filter string, after json.RawMessage, n int) (rows []Row, last json.RawMessage, end bool, err error)
 	// WriteWatermark writes a watermark carrying id into the source's log;
 	// the capture loop hands it to Backfiller.Watermark when it reads it.
 	WriteWatermark(ctx context.Context, id string) error
@@ -494,14 +495,14 @@ func (b *Backfiller) chunk(ctx context.Context, bf *Backfill) (bool, error) {
 	b.open.Store(true) // before the read: every change streamed from now on is observed
 	b.mu.Unlock()
 	start := time.Now()
-	rows, next, err := b.reader.ReadChunk(ctx, bf.Collection, bf.Filter, bf.After, bf.ChunkSize)
+	rows, next, end, err := b.reader.ReadChunk(ctx, bf.Collection, bf.Filter, bf.After, bf.ChunkSize)
 	read := time.Since(start)
 	if err != nil {
 		b.clear(m)
 		return false, fmt.Errorf("read chunk: %w", err)
 	}
 	b.mu.Lock()
-	m.rows, m.last = rows, len(rows) < bf.ChunkSize
+	m.rows, m.last = rows, end
 	b.mu.Unlock()
 	if _, err := b.await(ctx, m); err != nil {
 		return false, err
@@ -513,7 +514,7 @@ func (b *Backfiller) chunk(ctx context.Context, bf *Backfill) (bool, error) {
 	bf.Chunks++
 	bf.Rows += m.n[0]
 	bf.Superseded += m.n[1]
-	if len(rows) > 0 {
+	if len(next) > 0 {
 		bf.After = next
 	}
 	if err := b.save(ctx, bf); err != nil {

@@ -86,18 +86,18 @@ func (c *chunks) WriteWatermark(ctx context.Context, id string) error {
 // is reached: a comparison in a query only matches values of the same
 // type, so the chunk after a key is what is greater within its type, or of
 // a type that sorts after it.
-func (c *chunks) ReadChunk(ctx context.Context, collection, text string, after json.RawMessage, n int) ([]cdc.Row, json.RawMessage, error) {
+func (c *chunks) ReadChunk(ctx context.Context, collection, text string, after json.RawMessage, n int) ([]cdc.Row, json.RawMessage, bool, error) {
 	if err := c.check(collection); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	f, err := filter(text)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if len(after) > 0 {
 		var last bson.Raw
 		if err := bson.UnmarshalExtJSON(after, true, &last); err != nil {
-			return nil, nil, cdc.Permanent(fmt.Errorf("backfill position %s: %w", after, err))
+			return nil, nil, false, cdc.Permanent(fmt.Errorf("backfill position %s: %w", after, err))
 		}
 		id := last.Lookup("_id")
 		next := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: id}}}}
@@ -108,12 +108,14 @@ func (c *chunks) ReadChunk(ctx context.Context, collection, text string, after j
 	}
 	cur, err := c.coll.Find(ctx, f, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(n)).SetBatchSize(int32(min(n, 10000)))) //nolint:gosec // bounded
 	if err != nil {
-		return nil, nil, fmt.Errorf("read chunk of %s: %w", c.s.ns, err)
+		return nil, nil, false, fmt.Errorf("read chunk of %s: %w", c.s.ns, err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
 	var rows []cdc.Row
 	var lastID bson.RawValue
+	read := 0
 	for cur.Next(ctx) {
+		read++
 		doc := append(bson.Raw(nil), cur.Current...)
 		lastID = doc.Lookup("_id")
 		if r, ok := c.row(doc); ok {
@@ -121,13 +123,13 @@ func (c *chunks) ReadChunk(ctx context.Context, collection, text string, after j
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read chunk of %s: %w", c.s.ns, err)
+		return nil, nil, false, fmt.Errorf("read chunk of %s: %w", c.s.ns, err)
 	}
 	if lastID.Type == 0 {
-		return rows, after, nil
+		return rows, nil, true, nil
 	}
 	next, err := bson.MarshalExtJSON(bson.D{{Key: "_id", Value: lastID}}, true, false)
-	return rows, next, err
+	return rows, next, read < n, err
 }
 
 // row turns a document of a chunk into a row, or what of it can be

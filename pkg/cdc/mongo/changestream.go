@@ -101,6 +101,7 @@ func (s *Source) runChangeStream(ctx context.Context, client *mongo.Client, pub 
 
 func (s *Source) follow(ctx context.Context, cs *mongo.ChangeStream, pub cdc.Publisher, snapID string) error {
 	defer cs.Close(context.WithoutCancel(ctx))
+	s.startBackfills() // the stream is open: it carries every watermark written from now on
 	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
 	s.streaming.Store(true)
 	for {

@@ -132,6 +132,7 @@ type entries struct {
 // next batch while the last is converted and published: reading a backlog
 // then goes at the pace of the server alone.
 func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Collection, pub cdc.Publisher, from oplogTS) error {
+	s.startBackfills() // watermarks go after from, where the tail starts
 	sv := &saver{s: s, last: s.acked.Load(), saved: time.Now()}
 	coll := client.Database(s.cfg.Database).Collection(s.cfg.Collection)
 	rctx, stop := context.WithCancel(ctx)

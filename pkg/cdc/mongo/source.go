@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,18 +74,19 @@ func WithLogger(l *slog.Logger) Option { return func(s *Source) { s.logger = l }
 
 // Source captures one collection. Use New, then run it under cdc.Supervise.
 type Source struct {
-	cfg        Config
-	checkpoint Checkpoints
-	logger     *slog.Logger
-	origin     cdc.Origin
-	ns         string
-	acked      atomic.Pointer[state]
-	streaming  atomic.Bool
-	batchBytes int                            // bound of an oplog batch handed to publishing, in bytes
-	watermarks string                         // namespace of the watermark collection
-	backfill   *cdc.Backfiller                // of the current Run
-	backfiller atomic.Pointer[cdc.Backfiller] // backfill, for Streaming on other goroutines
-	chunks     *chunks                        // of the current Run
+	cfg            Config
+	checkpoint     Checkpoints
+	logger         *slog.Logger
+	origin         cdc.Origin
+	ns             string
+	acked          atomic.Pointer[state]
+	streaming      atomic.Bool
+	batchBytes     int                            // bound of an oplog batch handed to publishing, in bytes
+	watermarks     string                         // namespace of the watermark collection
+	backfill       *cdc.Backfiller                // of the current Run
+	backfiller     atomic.Pointer[cdc.Backfiller] // backfill, for Streaming on other goroutines
+	startBackfills func()                         // runs the current Run's Backfiller, once
+	chunks         *chunks                        // of the current Run
 }
 
 // Checkpoints keeps the source's position (stream.Checkpoints keeps it in
@@ -192,12 +194,17 @@ func (s *Source) Run(ctx context.Context, pub cdc.Publisher) error {
 	s.backfiller.Store(s.backfill)
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.backfill.Run(bctx)
-	}()
+	// Started by the capture once its stream or oplog cursor starts at a
+	// position before any watermark the Backfiller writes.
+	s.startBackfills = sync.OnceFunc(func() {
+		go func() {
+			defer close(done)
+			_ = s.backfill.Run(bctx)
+		}()
+	})
 	defer func() {
 		stop()
+		s.startBackfills()
 		<-done
 	}()
 	err = s.capture(ctx, client, pub)

@@ -132,37 +132,37 @@ func (c *chunks) WriteWatermark(ctx context.Context, id string) error {
 // after them. Any other transaction the snapshot does not see commits after
 // the window opened, so the loop observes its keys. A table without a key
 // (REPLICA IDENTITY FULL) is read in one chunk.
-func (c *chunks) ReadChunk(ctx context.Context, collection, filter string, after json.RawMessage, n int) ([]cdc.Row, json.RawMessage, error) {
+func (c *chunks) ReadChunk(ctx context.Context, collection, filter string, after json.RawMessage, n int) ([]cdc.Row, json.RawMessage, bool, error) {
 	conn, t, err := c.table(ctx, collection)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if len(t.keys) == 0 && len(after) > 0 {
-		return nil, after, nil // read whole in its first chunk
+		return nil, after, true, nil // read whole in its first chunk
 	}
 	query, args, err := chunkQuery(t, filter, after, n)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	tx, err := c.cleanSnapshot(ctx, conn)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
 	rows, err := tx.Query(ctx, query, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
 	if err != nil {
-		return nil, nil, queryFailure(collection, err)
+		return nil, nil, false, queryFailure(collection, err)
 	}
-	out, last, err := c.collect(rows, t)
+	out, last, read, err := c.collect(rows, t)
 	if err != nil {
-		return nil, nil, queryFailure(collection, err)
+		return nil, nil, false, queryFailure(collection, err)
 	}
-	return out, last, nil
+	return out, last, read < n || len(t.keys) == 0, nil
 }
 
 // collect decodes the rows of a chunk and returns them with the key of the
 // last one (its key columns' text, a JSON array).
-func (c *chunks) collect(rows pgx.Rows, t chunkTable) ([]cdc.Row, json.RawMessage, error) {
+func (c *chunks) collect(rows pgx.Rows, t chunkTable) ([]cdc.Row, json.RawMessage, int, error) {
 	defer rows.Close()
 	fields := rows.FieldDescriptions()
 	cols := snapshotColumns(fields, t.keys)
@@ -177,7 +177,9 @@ func (c *chunks) collect(rows pgx.Rows, t chunkTable) ([]cdc.Row, json.RawMessag
 	all := func(int) bool { return true }
 	var out []cdc.Row
 	last := make([]string, len(t.keys))
+	read := 0
 	for rows.Next() {
+		read++
 		values := rows.RawValues()
 		after, key, ok := c.dec.row(cols, values, all)
 		for i, j := range keyAt {
@@ -190,10 +192,13 @@ func (c *chunks) collect(rows pgx.Rows, t chunkTable) ([]cdc.Row, json.RawMessag
 		out = append(out, cdc.Row{Key: key, After: after})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
+	}
+	if read == 0 {
+		return nil, nil, 0, nil
 	}
 	next, err := json.Marshal(last)
-	return out, next, err
+	return out, next, read, err
 }
 
 // cleanSnapshot begins a read-only repeatable read transaction whose
