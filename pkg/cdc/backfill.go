@@ -208,9 +208,9 @@ type Backfiller struct {
 	snapMu    sync.Mutex
 	snapshots map[string]bool
 	listed    atomic.Bool
-	open atomic.Bool   // a chunk's window is open: Observe records keys
-	mu   sync.Mutex
-	mark *mark // the watermark the driver waits for
+	open      atomic.Bool // a chunk's window is open: Observe records keys
+	mu        sync.Mutex
+	mark      *mark // the watermark the driver waits for
 }
 
 // markKind is what a watermark stands for.
