@@ -105,17 +105,8 @@ func newRebuildClient(cfg config.Config, apiURL string, stdout io.Writer) *rebui
 	}
 	return &rebuildClient{
 		base: strings.TrimRight(base, "/"), token: cfg.APIToken, http: &http.Client{Timeout: 30 * time.Second},
-		out: stdout, tty: isTerminal(stdout), every: 2 * time.Second,
+		out: stdout, tty: config.IsTerminal(stdout), every: 2 * time.Second,
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // run starts the rebuild and follows it.

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,7 +59,7 @@ func backfillCommand(ctx context.Context, cfg config.Config, args []string, out 
 		fmt.Fprintln(out, "follow it with: ingestor backfill status")
 		return nil
 	}
-	return followBackfill(ctx, store, bf, out, isTerminal(out))
+	return followBackfill(ctx, store, bf, out, config.IsTerminal(out))
 }
 
 // parseBackfill reads the request of a backfill of one source.
@@ -201,15 +200,4 @@ func backfillStatus(ctx context.Context, store cdc.BackfillStore, out io.Writer,
 			b.Rows, b.Superseded, b.Requested.Format(time.RFC3339), b.Error)
 	}
 	return w.Flush()
-}
-
-// isTerminal reports whether out is a terminal (a progress bar is drawn in
-// place only there).
-func isTerminal(out io.Writer) bool {
-	f, ok := out.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

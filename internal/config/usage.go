@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -43,4 +44,15 @@ func secretNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// IsTerminal reports whether w is a terminal: the commands draw their
+// progress in place there, and print plain lines otherwise.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
