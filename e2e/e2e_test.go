@@ -100,7 +100,7 @@ func TestCrashes(t *testing.T) {
 	e.start("api")
 
 	kills := 0
-	for i := range 600 {
+	for i := range 300 * chaos() {
 		w.step(t)
 		switch {
 		case i%97 == 50:

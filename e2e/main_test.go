@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/ingestor", "../cmd/api").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/ingestor", "../cmd/api", "../cmd/projector").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
 		os.Exit(1)

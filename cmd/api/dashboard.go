@@ -10,34 +10,48 @@ import (
 	"github.com/reportes/reportes/pkg/projection"
 )
 
-// dashboard adapts the view served and its projector to what the HTTP API
-// serves, and says in an operator's words why the stream cannot be read.
+// source is the view an API replica serves: its own (memory mode), or the
+// mirror of the PostgreSQL view store.
+type source interface {
+	JSON() []byte
+	Health() projection.Health
+	Seq() uint64
+}
+
+// servingSource is the view a Serving serves now and its projector.
+type servingSource struct{ s *projection.Serving }
+
+func (s servingSource) JSON() []byte              { return s.s.View().JSON() }
+func (s servingSource) Health() projection.Health { return s.s.Projector().Health() }
+func (s servingSource) Seq() uint64               { return s.s.View().Seq() }
+
+// dashboard adapts the view served to what the HTTP API serves, and says
+// in an operator's words why the stream cannot be read.
 type dashboard struct {
-	serving *projection.Serving
-	reach   *config.Reach // whether the projector's connections reach NATS, and why not
+	src   source
+	reach *config.Reach // whether the connections reach NATS, and why not
 }
 
 func newDashboard(reach *config.Reach) *dashboard {
 	return &dashboard{reach: reach}
 }
 
-func (d *dashboard) JSON() []byte { return d.serving.View().JSON() }
+func (d *dashboard) JSON() []byte { return d.src.JSON() }
 
 // Ready: caught up with the stream once and able to read it now.
 func (d *dashboard) Ready() bool {
-	h := d.serving.Projector().Health()
+	h := d.src.Health()
 	return h.Ready && h.Err == nil
 }
 
-// Health is the projector's health, its error naming NATS as configured
+// Health is the view's health, its error naming NATS as configured
 // (redacted). It is called on every dashboard request: the slow parts
 // run only when something is wrong.
 func (d *dashboard) Health() httpapi.Health {
-	proj := d.serving.Projector()
-	h := proj.Health()
+	h := d.src.Health()
 	out := httpapi.Health{Ready: h.Ready, Since: h.Since}
 	if !h.Ready {
-		out.Seq = proj.View().Seq()
+		out.Seq = d.src.Seq()
 	}
 	if h.Err != nil {
 		out.Err = d.explain(h.Err)

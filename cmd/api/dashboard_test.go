@@ -43,12 +43,14 @@ func start(t *testing.T, natsURL string) *dashboard {
 	build := func(v *projection.View, extra ...projection.Option) (*projection.Projector, error) {
 		return projection.NewProjector(nc, v, append([]projection.Option{projection.WithRedial(connect)}, extra...)...)
 	}
-	if d.serving, err = projection.NewServing(view, build, nil); err != nil {
+	serving, err := projection.NewServing(view, build, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
-	go func() { _ = d.serving.Run(ctx); done <- struct{}{} }()
+	d.src = servingSource{serving}
+	go func() { _ = serving.Run(ctx); done <- struct{}{} }()
 	go func() { _ = d.watch(ctx, logger, 20*time.Millisecond); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	return d

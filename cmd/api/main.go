@@ -22,6 +22,7 @@ import (
 	"github.com/reportes/reportes/internal/httpapi"
 	"github.com/reportes/reportes/pkg/live"
 	"github.com/reportes/reportes/pkg/projection"
+	"github.com/reportes/reportes/pkg/projection/mirror"
 	"github.com/reportes/reportes/pkg/projection/pgview"
 )
 
@@ -45,10 +46,6 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	view, err := projection.NewView(schemaOf(cfg))
-	if err != nil {
-		return err
-	}
 	reach := config.NewReach(cfg.NatsURL)
 	connect := func() (*nats.Conn, error) { return cfg.ConnectNATS("reportes-api", logger, config.ReportTo(reach)) }
 	nc, err := connect()
@@ -56,35 +53,36 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	// serving holds the projector and the view served, which a rebuild
-	// replaces: everything reads them through it.
-	var serving *projection.Serving
-	served := func() *projection.View { return serving.View() }
 	dash := newDashboard(reach)
-	table, err := openViewTable(ctx, cfg, servedSource(served), logger)
+	var sv served
+	table, err := openViewTable(ctx, cfg, sourceFunc(func() projection.Dashboard { return sv.dashboard() }), logger)
 	if err != nil {
 		return err
 	}
-	lv := newLive(cfg, func() []byte { return served().JSON() }, func() *nats.Conn { return serving.Projector().Conn() }, dash.problem, logger)
-	build := func(v *projection.View, extra ...projection.Option) (*projection.Projector, error) {
-		return projection.NewProjector(nc, v, append(projectorOptions(cfg, logger, connect, table), extra...)...)
+	lv := newLive(cfg, func() []byte { return dash.src.JSON() }, func() *nats.Conn { return sv.conn() }, dash.problem, logger)
+	if cfg.ViewStore == "postgres" {
+		sv, err = storeView(ctx, cfg, nc, lv.add, table, logger)
+	} else {
+		sv, err = memoryView(cfg, nc, connect, lv.add, table, logger)
 	}
-	if serving, err = projection.NewServing(view, build, lv.add, projection.WithServingLogger(logger)); err != nil {
+	if err != nil {
 		return err
 	}
-	dash.serving = serving
+	defer sv.close()
+	dash.src = sv.src
 
-	srv, ln, err := listen(cfg, dash, lv.hub, rebuilder{serving}, logger)
+	srv, ln, err := listen(cfg, dash, lv.hub, sv.rebuild, logger)
 	if err != nil {
 		return err
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "version", buildinfo.Version, "nats", config.Redact(cfg.NatsURL), "stream", cfg.Stream)
+	logger.Info("serving", "addr", ln.Addr().String(), "version", buildinfo.Version, "nats", config.Redact(cfg.NatsURL),
+		"stream", cfg.Stream, "view_store", cfg.ViewStore)
 	serveDebug, err := httpapi.ListenDebug(cfg.DebugAddr, httpapi.WithBearerToken(cfg.APIToken), httpapi.WithLogger(logger))
 	if err != nil {
 		return fmt.Errorf("DEBUG_ADDR=%s: %w", cfg.DebugAddr, err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serving.Run(ctx) })
+	g.Go(func() error { return sv.run(ctx) })
 	g.Go(func() error { return dash.watch(ctx, logger, time.Second) })
 	g.Go(func() error { return lv.run(ctx) })
 	if table != nil {
@@ -97,6 +95,61 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// served is the view a replica serves, in either store mode.
+type served struct {
+	src       source
+	dashboard func() projection.Dashboard
+	conn      func() *nats.Conn // to publish the metric updates on
+	rebuild   httpapi.Rebuilder // nil when the view cannot be rebuilt here
+	run       func(ctx context.Context) error
+	close     func()
+}
+
+// memoryView is the view rebuilt from the stream in this process: a
+// projector whose view a rebuild may replace.
+func memoryView(cfg config.Config, nc *nats.Conn, connect func() (*nats.Conn, error), add func(projection.Update), table *pgview.Writer, logger *slog.Logger) (served, error) {
+	view, err := projection.NewView(cfg.ViewModel())
+	if err != nil {
+		return served{}, err
+	}
+	build := func(v *projection.View, extra ...projection.Option) (*projection.Projector, error) {
+		return projection.NewProjector(nc, v, append(projectorOptions(cfg, logger, connect, table), extra...)...)
+	}
+	serving, err := projection.NewServing(view, build, add, projection.WithServingLogger(logger))
+	if err != nil {
+		return served{}, err
+	}
+	return served{
+		src:       servingSource{serving},
+		dashboard: func() projection.Dashboard { return serving.View().Dashboard() },
+		conn:      func() *nats.Conn { return serving.Projector().Conn() },
+		rebuild:   rebuilder{serving},
+		run:       serving.Run,
+		close:     func() {},
+	}, nil
+}
+
+// storeView is the mirror of the PostgreSQL view store that projectors
+// (cmd/projector) keep: the per-seller rows only.
+func storeView(ctx context.Context, cfg config.Config, nc *nats.Conn, add func(projection.Update), table *pgview.Writer, logger *slog.Logger) (served, error) {
+	store, err := cfg.OpenViewStore(ctx, logger)
+	if err != nil {
+		return served{}, err
+	}
+	opts := []mirror.Option{mirror.WithUpdates(add), mirror.WithLogger(logger)}
+	if table != nil {
+		opts = append(opts, mirror.WithOnApplied(table.Changed))
+	}
+	m := mirror.New(store, cfg.Title, opts...)
+	return served{
+		src:       m,
+		dashboard: m.Dashboard,
+		conn:      func() *nats.Conn { return nc },
+		run:       func(ctx context.Context) error { return m.Run(ctx, nc) },
+		close:     store.Close,
+	}, nil
 }
 
 // followers are those who follow the view's changes: the dashboard's
@@ -133,17 +186,10 @@ func (f *followers) run(ctx context.Context) error {
 	return g.Wait()
 }
 
-func schemaOf(cfg config.Config) projection.Schema {
-	return projection.Schema{
-		Employees: cfg.EmployeesTable, CodeField: cfg.CodeColumn, RoleField: cfg.RoleColumn, ActiveField: cfg.ActiveColumn,
-		Orders: cfg.MongoDB + "." + cfg.MongoCollection, SellerField: cfg.SellerField, Title: cfg.Title,
-	}
-}
+// sourceFunc is the dashboard served now, as the copy in PostgreSQL reads it.
+type sourceFunc func() projection.Dashboard
 
-// servedSource is the view served now, as the copy in PostgreSQL reads it.
-type servedSource func() *projection.View
-
-func (s servedSource) Dashboard() projection.Dashboard { return s().Dashboard() }
+func (s sourceFunc) Dashboard() projection.Dashboard { return s() }
 
 // openViewTable opens the copy of view in PostgreSQL (VIEW_TABLE); nil
 // when there is none.
@@ -186,12 +232,16 @@ func projectorOptions(cfg config.Config, logger *slog.Logger, connect func() (*n
 // listen opens the API's port (PORT) and returns the server to run on it;
 // stream serves the dashboard's events, rb the rebuilds.
 func listen(cfg config.Config, d httpapi.Dashboard, stream http.Handler, rb httpapi.Rebuilder, logger *slog.Logger) (*http.Server, net.Listener, error) {
+	opts := []httpapi.Option{httpapi.WithLogger(logger), httpapi.WithBearerToken(cfg.APIToken), httpapi.WithStream(stream)}
+	if rb != nil {
+		opts = append(opts, httpapi.WithRebuild(rb))
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on PORT=%d: %w", cfg.Port, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(d, httpapi.WithLogger(logger), httpapi.WithBearerToken(cfg.APIToken), httpapi.WithStream(stream), httpapi.WithRebuild(rb)),
+		Handler:           httpapi.New(d, opts...),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -58,6 +58,13 @@ type Config struct {
 	APIToken            string
 	ViewTable           string
 	ViewPostgresURL     string
+	ViewStore           string
+	ViewSchema          string
+	ViewPartitions      int
+	ViewUpdatesPrefix   string
+	ProjectorPort       int
+	LeaseBucket         string
+	LeaseTTL            time.Duration
 	SnapshotBucket      string
 	SnapshotInterval    time.Duration
 	RebuildGCPercent    int

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -176,8 +177,8 @@ func BenchmarkRebuildPipeline(b *testing.B) {
 	cpu0 := processCPU(b)
 	for b.Loop() {
 		v, _ := NewView(DefaultSchema())
-		p := &Projector{view: v, opts: projectorOptions{subjectPrefix: cdc.DefaultSubjectPrefix, logger: slog.New(slog.DiscardHandler)}}
-		pl := p.newPipeline()
+		p := &Projector{view: v, dest: viewTarget{v}, opts: projectorOptions{subjectPrefix: cdc.DefaultSubjectPrefix, logger: slog.New(slog.DiscardHandler), batchSize: defaultBatchSize}}
+		pl := p.newPipeline(context.Background(), func(err error) { b.Fatal(err) })
 		for _, m := range msgs {
 			if err := pl.add(m); err != nil {
 				b.Fatal(err)

@@ -28,9 +28,10 @@ import (
 // and in order; View.Apply's idempotency covers the rest.
 type Projector struct {
 	link       atomic.Pointer[link]
+	dest       Target // what events are applied to: view, or another store
+	view       *View  // nil when the projector feeds another Target
 	health     health
 	started    time.Time
-	view       *View
 	opts       projectorOptions
 	ready      atomic.Bool
 	rebuilding atomic.Bool // the rebuild began (and its hook was called)
@@ -55,6 +56,8 @@ type projectorOptions struct {
 	snapEvery     time.Duration
 	replicas      int
 	redial        func() (*nats.Conn, error)
+	keep          func(subject string) bool
+	batchSize     int
 }
 
 // Option configures a Projector.
@@ -114,24 +117,78 @@ func WithRebuildHooks(start, ready func()) Option {
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *projectorOptions) { o.logger = l } }
 
+// WithSubjectFilter makes the projector apply only the events whose
+// subject keep accepts: the others are not decoded, and reach the Target
+// as entries that carry only their sequence (no collection), so that it
+// still records how far it read. That is how a partition of the view
+// skips the keys of the others at the cost of a subject test.
+func WithSubjectFilter(keep func(subject string) bool) Option {
+	return func(o *projectorOptions) { o.keep = keep }
+}
+
+// WithBatchSize bounds the events handed to the Target at once (default
+// 256). A store that pays per transaction wants larger batches; a batch
+// is handed over as soon as the stream has nothing more pending either way.
+func WithBatchSize(n int) Option { return func(o *projectorOptions) { o.batchSize = n } }
+
+// Target is what a Projector applies the stream to: the in-memory View,
+// or a store elsewhere (a partition of the PostgreSQL view store).
+type Target interface {
+	// Seq is the stream sequence of the last event applied; the projector
+	// reads from the next one.
+	Seq() uint64
+	// Apply applies entries, consecutive in stream order, filling in their
+	// Change and Err as View.ApplyBatch does; entries at or below Seq are
+	// ignored. After an error nothing of the batch may count as applied:
+	// the projector then reads again after Seq.
+	Apply(ctx context.Context, entries []Entry) error
+}
+
+// viewTarget is the View as a Target.
+type viewTarget struct{ *View }
+
+func (t viewTarget) Apply(_ context.Context, entries []Entry) error {
+	t.ApplyBatch(entries)
+	return nil
+}
+
 // NewProjector returns a Projector feeding view.
 func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error) {
-	o := projectorOptions{stream: stream.DefaultName, subjectPrefix: cdc.DefaultSubjectPrefix}
+	p, err := newProjector(nc, viewTarget{view}, opts)
+	if err != nil {
+		return nil, err
+	}
+	p.view = view
+	if o := p.opts; o.snapBucket != "" && o.snapEvery > 0 {
+		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.replicas, o.stream, o.subjectPrefix, view)
+	}
+	return p, nil
+}
+
+// NewTargetProjector returns a Projector feeding t instead of a View:
+// WithUpdates, WithSnapshots and View do not apply to it (t publishes
+// what it changed itself).
+func NewTargetProjector(nc *nats.Conn, t Target, opts ...Option) (*Projector, error) {
+	return newProjector(nc, t, opts)
+}
+
+func newProjector(nc *nats.Conn, t Target, opts []Option) (*Projector, error) {
+	o := projectorOptions{stream: stream.DefaultName, subjectPrefix: cdc.DefaultSubjectPrefix, batchSize: defaultBatchSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.batchSize <= 0 {
+		o.batchSize = defaultBatchSize
+	}
 	l, err := newLink(nc)
 	if err != nil {
 		return nil, err
 	}
-	p := &Projector{view: view, opts: o, started: time.Now()}
+	p := &Projector{dest: t, opts: o, started: time.Now()}
 	p.link.Store(l)
-	if o.snapBucket != "" && o.snapEvery > 0 {
-		p.snaps = newSnapshots(o.snapBucket, o.snapEvery, o.replicas, o.stream, o.subjectPrefix, view)
-	}
 	return p, nil
 }
 
@@ -139,7 +196,7 @@ func NewProjector(nc *nats.Conn, view *View, opts ...Option) (*Projector, error)
 // when the projector started (or the last time it checked).
 func (p *Projector) Ready() bool { return p.ready.Load() }
 
-// View returns the view the projector feeds.
+// View returns the view the projector feeds (nil for another Target).
 func (p *Projector) View() *View { return p.view }
 
 // Run consumes until ctx ends; it returns nil then. It retries when the
@@ -211,10 +268,10 @@ func (p *Projector) consume(ctx context.Context) error {
 	// heartbeats.
 	reconnected := l.nc.StatusChanged(nats.CONNECTED)
 	defer l.nc.RemoveStatusListener(reconnected)
-	pl := p.newPipeline()
+	c := &consumer{failed: make(chan error, 1), closed: make(chan struct{})}
+	pl := p.newPipeline(ctx, c.fail)
 	defer pl.close()
-	c, err := p.subscribe(l, info, pl)
-	if err != nil {
+	if err := p.subscribe(l, info, pl, c); err != nil {
 		return err
 	}
 	err = c.wait(ctx, reconnected)
@@ -232,7 +289,7 @@ func (p *Projector) restoreOnce(ctx context.Context, info *jetstream.StreamInfo)
 		return
 	}
 	p.snaps.consuming(info)
-	if !p.restored && p.view.Seq() == 0 {
+	if !p.restored && p.dest.Seq() == 0 {
 		p.restored = true
 		p.restoreSnapshot(ctx, info)
 	}
@@ -242,7 +299,7 @@ func (p *Projector) restoreOnce(ctx context.Context, info *jetstream.StreamInfo)
 // first, that the view never applied and may have needed.
 func (p *Projector) countMissed(info *jetstream.StreamInfo) {
 	first := info.State.FirstSeq
-	next := max(p.view.Seq(), p.missed) + 1
+	next := max(p.dest.Seq(), p.missed) + 1
 	if first <= next {
 		return
 	}
@@ -287,7 +344,7 @@ func lossOf(info *jetstream.StreamInfo) string {
 // first time, the rebuild starts.
 func (p *Projector) catchUpTo(last uint64) {
 	p.target.Store(last)
-	if last <= p.view.Seq() {
+	if last <= p.dest.Seq() {
 		p.markReady()
 	} else if !p.ready.Load() && p.rebuilding.CompareAndSwap(false, true) && p.opts.onRebuild != nil {
 		p.opts.onRebuild()
@@ -301,9 +358,9 @@ type consumer struct {
 	closed chan struct{} // closed after the subscription's last callback
 }
 
-// subscribe starts an ordered consumer after the last event the view
+// subscribe starts c, an ordered consumer after the last event the view
 // applied, delivering to pl.
-func (p *Projector) subscribe(l *link, info *jetstream.StreamInfo, pl *pipeline) (*consumer, error) {
+func (p *Projector) subscribe(l *link, info *jetstream.StreamInfo, pl *pipeline, c *consumer) error {
 	// The ordered consumer is nats.go's push-based one: the server pushes
 	// the stream with flow control, and the client recreates the consumer
 	// after the next expected sequence on a gap or when two heartbeats are
@@ -311,19 +368,18 @@ func (p *Projector) subscribe(l *link, info *jetstream.StreamInfo, pl *pipeline)
 	// a tenth faster with it than with the pull-based ordered consumer of
 	// the jetstream package, and the NATS server spends less per message.
 	from := nats.DeliverAll()
-	if seq := p.view.Seq(); seq > 0 {
+	if seq := p.dest.Seq(); seq > 0 {
 		from = nats.StartSequence(seq + 1)
 	}
 	// Any error ends this consumer and Run starts a new one after the last
 	// applied sequence.
-	c := &consumer{failed: make(chan error, 1), closed: make(chan struct{})}
 	sub, err := l.legacy.Subscribe(p.filter(info), func(msg *nats.Msg) {
 		if err := pl.add(msg); err != nil {
 			c.fail(err)
 		}
 	}, nats.OrderedConsumer(), nats.IdleHeartbeat(heartbeat), nats.BindStream(p.opts.stream), from)
 	if err != nil {
-		return nil, fmt.Errorf("create ordered consumer: %w", err)
+		return fmt.Errorf("create ordered consumer: %w", err)
 	}
 	c.sub = sub
 	// The subscription closes after its last callback: when stopped, or
@@ -339,7 +395,7 @@ func (p *Projector) subscribe(l *link, info *jetstream.StreamInfo, pl *pipeline)
 	if pending, err := sub.InitialConsumerPending(); err == nil && pending == 0 {
 		p.markReady()
 	}
-	return c, nil
+	return nil
 }
 
 // filter is the consumer's subject filter. A filter equal to the stream's
@@ -393,8 +449,8 @@ const heartbeat = time.Second
 // stopTimeout bounds the wait for the consumer's last callback on stop.
 const stopTimeout = 5 * time.Second
 
-// batchSize bounds how many events are decoded ahead of the view.
-const batchSize = 256
+// defaultBatchSize bounds how many events are decoded ahead of the view.
+const defaultBatchSize = 256
 
 type batch struct {
 	entries []Entry
@@ -412,6 +468,8 @@ type batch struct {
 // adds no latency.
 type pipeline struct {
 	prefix string // of the subjects of events, with its trailing dot
+	keep   func(subject string) bool
+	size   int
 	full   chan *batch
 	free   chan *batch
 	done   chan struct{}
@@ -420,16 +478,28 @@ type pipeline struct {
 	b  *batch
 }
 
-func (p *Projector) newPipeline() *pipeline {
-	pl := &pipeline{prefix: p.opts.subjectPrefix + ".", full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{})}
+// A batch the Target fails to apply goes to fail, and the batches after it
+// are dropped: the next consumer reads them again after the Target's Seq.
+func (p *Projector) newPipeline(ctx context.Context, fail func(error)) *pipeline {
+	n := p.opts.batchSize
+	pl := &pipeline{
+		prefix: p.opts.subjectPrefix + ".", keep: p.opts.keep, size: n,
+		full: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan struct{}),
+	}
 	for range 3 {
-		pl.free <- &batch{entries: make([]Entry, 0, batchSize), data: make([][]byte, 0, batchSize)}
+		pl.free <- &batch{entries: make([]Entry, 0, n), data: make([][]byte, 0, n)}
 	}
 	pl.b = <-pl.free
 	go func() {
 		defer close(pl.done)
+		var failed bool
 		for b := range pl.full {
-			p.applyBatch(b)
+			if !failed {
+				if err := p.applyBatch(ctx, b); err != nil {
+					failed = true
+					fail(err)
+				}
+			}
 			b.entries, b.data, b.caughtUp = b.entries[:0], b.data[:0], false
 			pl.free <- b
 		}
@@ -460,7 +530,7 @@ func (pl *pipeline) add(msg *nats.Msg) error {
 	e := &b.entries[len(b.entries)-1]
 	// A message outside the prefix is no event of ours: the view records
 	// only its sequence.
-	if strings.HasPrefix(msg.Subject, pl.prefix) {
+	if strings.HasPrefix(msg.Subject, pl.prefix) && (pl.keep == nil || pl.keep(msg.Subject)) {
 		if err := cdc.Decode(msg.Data, &e.Event); err != nil {
 			// Applied as an event of no collection: the view records its
 			// sequence, and it goes to the dead letters with the reason.
@@ -472,7 +542,7 @@ func (pl *pipeline) add(msg *nats.Msg) error {
 		}
 	}
 	b.data = append(b.data, msg.Data)
-	if len(b.entries) == batchSize || pending == 0 {
+	if len(b.entries) == pl.size || pending == 0 {
 		b.caughtUp = pending == 0
 		metricPending.Set(float64(pending))
 		pl.full <- b
@@ -537,12 +607,15 @@ func (pl *pipeline) stopLocked() {
 	close(pl.full)
 }
 
-func (p *Projector) applyBatch(b *batch) {
+func (p *Projector) applyBatch(ctx context.Context, b *batch) error {
 	var from uint64 // where the batch's Update starts, when one is wanted
-	if p.opts.onUpdate != nil {
+	updates := p.opts.onUpdate != nil && p.view != nil
+	if updates {
 		from = p.view.Seq()
 	}
-	p.view.ApplyBatch(b.entries)
+	if err := p.dest.Apply(ctx, b.entries); err != nil {
+		return fmt.Errorf("apply events %d-%d: %w", b.entries[0].Seq, b.entries[len(b.entries)-1].Seq, err)
+	}
 	metricApplied.Add(float64(len(b.entries)))
 	ready := p.ready.Load()
 	now := time.Now()
@@ -556,7 +629,7 @@ func (p *Projector) applyBatch(b *batch) {
 		}
 	}
 	last := b.entries[len(b.entries)-1].Seq
-	if ready && p.opts.onUpdate != nil {
+	if ready && updates {
 		p.opts.onUpdate(p.view.updateOf(b.entries, from))
 	}
 	if b.caughtUp || last >= p.target.Load() {
@@ -565,13 +638,14 @@ func (p *Projector) applyBatch(b *batch) {
 	if p.opts.onApplied != nil {
 		p.opts.onApplied()
 	}
+	return nil
 }
 
 func (p *Projector) markReady() {
 	metricReady.Set(1)
 	if !p.ready.Swap(true) {
-		p.opts.logger.Info("view caught up with the stream", "seq", p.view.Seq())
-		if p.opts.onUpdate != nil {
+		p.opts.logger.Info("view caught up with the stream", "seq", p.dest.Seq())
+		if p.opts.onUpdate != nil && p.view != nil {
 			p.opts.onUpdate(p.view.fullUpdate())
 		}
 		if p.opts.onReady != nil {

@@ -390,49 +390,17 @@ func (v *View) applyEmployee(ev *cdc.Event) (Change, error) {
 }
 
 // readEmployee returns the employee ev's row makes of prev (nil for a new
-// one; a field the row lacks keeps prev's value), and what in the row it
-// could not use. The error is a *Problem when the row is no JSON object.
+// one), and what in the row it could not use (see Schema.Employee).
 func (v *View) readEmployee(ev *cdc.Event, prev *employee) (*employee, []string, error) {
-	var row map[string]json.RawMessage
-	if err := json.Unmarshal(ev.After, &row); err != nil {
-		return nil, nil, &Problem{EventID: ev.ID, Reason: "employee row is not a JSON object: " + err.Error()}
-	}
-	next := &employee{version: ev.Version}
+	var from *EmployeeRow
 	if prev != nil {
-		*next = *prev
-		next.version = ev.Version
+		from = &EmployeeRow{Code: prev.code, Role: prev.role, Active: prev.active, Version: prev.version}
 	}
-	var problems []string
-	if raw, ok := row[v.schema.CodeField]; ok {
-		var code *string
-		if json.Unmarshal(raw, &code) != nil || code == nil {
-			problems = append(problems, fmt.Sprintf("%s is %s, want text", v.schema.CodeField, raw))
-			next.code = ev.Key
-		} else {
-			next.code = *code
-		}
-	} else if prev == nil {
-		next.code = ev.Key
+	row, problems, err := v.schema.Employee(ev, from)
+	if err != nil {
+		return nil, nil, err
 	}
-	if raw, ok := row[v.schema.RoleField]; ok && v.schema.RoleField != "" {
-		var role *string
-		if json.Unmarshal(raw, &role) != nil {
-			problems = append(problems, fmt.Sprintf("%s is %s, want text", v.schema.RoleField, raw))
-		}
-		next.role = ""
-		if role != nil {
-			next.role = *role
-		}
-	}
-	if raw, ok := row[v.schema.ActiveField]; ok && v.schema.ActiveField != "" {
-		var active *bool
-		if json.Unmarshal(raw, &active) != nil {
-			problems = append(problems, fmt.Sprintf("%s is %s, want boolean", v.schema.ActiveField, raw))
-		}
-		// NULL counts as inactive, like Python's truthiness in the original.
-		next.active = active != nil && *active
-	}
-	return next, problems, nil
+	return &employee{code: row.Code, role: row.Role, active: row.Active, version: row.Version}, problems, nil
 }
 
 // sellerOf finds the seller code at path in an order document. It returns a
