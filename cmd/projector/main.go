@@ -52,7 +52,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reach := config.NewReach(cfg.NatsURL)
-	connect := func() (*nats.Conn, error) { return cfg.ConnectNATS("reportes-projector", logger, config.ReportTo(reach)) }
+	connect := func() (*nats.Conn, error) {
+		return cfg.ConnectNATS("reportes-projector", logger, config.ReportTo(reach))
+	}
 	nc, err := connect()
 	if err != nil {
 		return err
