@@ -10,7 +10,7 @@ all: build
 
 ## build: versioned binaries in bin/
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/ingestor ./cmd/api ./cmd/devstack
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/ingestor ./cmd/api ./cmd/projector ./cmd/devstack
 
 ## run: start PostgreSQL, NATS and FerretDB locally (unless the environment names yours), then the ingestor and the API on :8002
 run: build
@@ -34,7 +34,7 @@ chaos:
 bench: build
 	mkdir -p bench/out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/... | tee bench/out/hotpaths.txt
-	$(GO) run ./bench -api bin/api -ingestor bin/ingestor -hotpaths bench/out/hotpaths.txt -out bench/results.md
+	$(GO) run ./bench -api bin/api -ingestor bin/ingestor -projector bin/projector -hotpaths bench/out/hotpaths.txt -out bench/results.md
 
 ## lint: go vet and golangci-lint (pinned in .golangci.yml)
 lint:

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -110,7 +111,7 @@ func partitionCount(ctx context.Context, tx pgx.Tx, ident string, partitions int
 	var have int
 	err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT partitions FROM %s.meta`, ident)).Scan(&have)
 	switch {
-	case err == pgx.ErrNoRows && partitions > 0:
+	case errors.Is(err, pgx.ErrNoRows) && partitions > 0:
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.meta (partitions) VALUES ($1)`, ident), partitions); err != nil {
 			return fmt.Errorf("record %d partitions: %w", partitions, err)
 		}
@@ -118,7 +119,7 @@ func partitionCount(ctx context.Context, tx pgx.Tx, ident string, partitions int
 			return fmt.Errorf("create %d partitions: %w", partitions, err)
 		}
 		return nil
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		return nil // a reader before any projector created the store
 	case err != nil:
 		return fmt.Errorf("read the partition count: %w", err)
