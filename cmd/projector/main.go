@@ -24,6 +24,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -135,10 +137,12 @@ func (w *worker) partition(ctx context.Context, n int) error {
 	logger.Info("partition taken", "seq", part.Seq())
 	w.mu.Lock()
 	w.running[n] = proj
+	metricOwned.Set(float64(len(w.running)))
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		delete(w.running, n)
+		metricOwned.Set(float64(len(w.running)))
 		w.mu.Unlock()
 		logger.Info("partition given up", "seq", part.Seq())
 	}()
@@ -147,6 +151,11 @@ func (w *worker) partition(ctx context.Context, n int) error {
 	g.Go(func() error { return part.Run(ctx) })
 	return g.Wait()
 }
+
+var metricOwned = promauto.NewGauge(prometheus.GaugeOpts{
+	Name: "reportes_projector_partitions_owned",
+	Help: "Partitions of the PostgreSQL view store this projector holds a lease on and applies the stream to.",
+})
 
 // pgBatch is how many events a partition writes per transaction at most.
 const pgBatch = 2048

@@ -37,6 +37,7 @@ func (m *Mirror) apply(d pgstore.Delta) {
 	}
 	m.applied = time.Now()
 	m.changes++
+	metricDeltas.Inc()
 	u := m.updateLocked(from, touched)
 	m.mu.Unlock()
 	m.handOn(u)
@@ -74,6 +75,7 @@ func (m *Mirror) reload(ctx context.Context, n int) error {
 		return err
 	}
 	m.loadErr.Store(nil)
+	metricReloads.Inc()
 	m.mu.Lock()
 	for pn, ps := range st.Partitions {
 		p := &m.parts[pn]

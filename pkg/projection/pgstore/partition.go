@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -118,26 +119,39 @@ func (p *Partition) applyUnit(ctx context.Context, entries []projection.Entry) e
 		p.mu.Unlock()
 		return nil
 	}
-	if err := p.readHeld(ctx, ch); err != nil {
-		return err
-	}
-	ch.fold(entries, p)
-	d, err := p.write(ctx, ch, from, last)
+	start := time.Now()
+	d, err := p.commit(ctx, ch, entries, from, last)
+	label := strconv.Itoa(p.n)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "RV001" {
+			metricCommits.WithLabelValues(label, "fenced").Inc()
 			if rerr := p.reload(ctx); rerr != nil {
 				return errors.Join(ErrFenced, rerr)
 			}
 			return fmt.Errorf("%w: %s", ErrFenced, pgErr.Message)
 		}
+		metricCommits.WithLabelValues(label, "failed").Inc()
 		return fmt.Errorf("write partition %d: %w", p.n, err)
 	}
+	metricCommitSeconds.Observe(time.Since(start).Seconds())
+	metricCommits.WithLabelValues(label, "committed").Inc()
+	metricPosition.WithLabelValues(label).Set(float64(last))
 	p.mu.Lock()
 	p.committed, p.read, p.orders, p.lastCommit = last, last, d.Orders, time.Now()
 	p.mu.Unlock()
 	p.send(d)
 	return nil
+}
+
+// commit reads the held state of what entries touch, folds them into it
+// and writes the result as the move from position from to last.
+func (p *Partition) commit(ctx context.Context, ch *changes, entries []projection.Entry, from, last uint64) (Delta, error) {
+	if err := p.readHeld(ctx, ch); err != nil {
+		return Delta{}, err
+	}
+	ch.fold(entries, p)
+	return p.write(ctx, ch, from, last)
 }
 
 // owns says whether ev is the partition's to apply.
