@@ -103,6 +103,7 @@ func newEnv(t *testing.T) *env {
 			"NATS_DEAD_LETTER_SUBJECT": name + ".deadletter",
 			"NATS_CHECKPOINT_BUCKET":   "P_" + name,
 			"VIEW_SNAPSHOT_BUCKET":     "V_" + name,
+			"LEASE_BUCKET":             "L_" + name,
 			"VIEW_SNAPSHOT_INTERVAL":   "300ms", // often, so restarts start from snapshots
 			"PG_SLOT":                  name,
 			"PG_PUBLICATION":           name,

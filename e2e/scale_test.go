@@ -31,7 +31,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	for k, v := range map[string]string{
 		"VIEW_STORE": "postgres", "VIEW_PARTITIONS": "4", "VIEW_SCHEMA": "vista", "VIEW_UPDATES_PREFIX": name + ".view",
-		"LEASE_BUCKET": "L_" + name, "LEASE_TTL": "2s",
+		"LEASE_TTL": "2s",
 	} {
 		e.vars[k] = v
 	}

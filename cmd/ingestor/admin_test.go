@@ -35,7 +35,7 @@ func TestReadyzNamesNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	srv := httptest.NewServer(adminServer(reach, "", streaming("postgres")).Handler)
+	srv := httptest.NewServer(adminServer(reach, "", "test", nil, streaming("postgres")).Handler)
 	t.Cleanup(srv.Close)
 
 	want := fmt.Sprintf("cannot reach NATS at nats://reportes:xxxxx@127.0.0.1:%d: connection refused", port)

@@ -24,6 +24,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/reportes/reportes/pkg/cdc"
 	"github.com/reportes/reportes/pkg/cdc/mongo"
 	"github.com/reportes/reportes/pkg/cdc/postgres"
+	"github.com/reportes/reportes/pkg/lease"
 	"github.com/reportes/reportes/pkg/stream"
 )
 
@@ -81,7 +84,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	checkpoints, err := prepare(ctx, cfg, nc, reach, logger)
+	checkpoints, leases, err := prepare(ctx, cfg, nc, reach, logger)
 	if err != nil {
 		return err
 	}
@@ -93,7 +96,20 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		"postgres", config.Redact(cfg.PostgresURL), "mongo", config.Redact(cfg.MongoURI), "nats", config.Redact(cfg.NatsURL),
 		"stream", cfg.Stream, "table", cfg.EmployeesTable, "collection", cfg.MongoDB+"."+cfg.MongoCollection)
 
-	srv := adminServer(reach, cfg.APIToken, pg, mg)
+	holder := lease.ProcessName()
+	keepers := map[string]*lease.Keeper{}
+	open := func(src source) cdc.Opener {
+		// Each source's events keep, when too large to publish whole, the
+		// fields the source was told consumers need.
+		return stream.Publishers(nc, stream.WithSubjectPrefix(cfg.SubjectPrefix), stream.WithLogger(logger),
+			stream.WithKeepOnOversize(src.KeepOnOversize()))
+	}
+	for _, src := range []source{pg, mg} {
+		if keepers[src.Name()], err = capture(leases, cfg, holder, src, open(src), logger); err != nil {
+			return err
+		}
+	}
+	srv := adminServer(reach, cfg.APIToken, holder, keepers, pg, mg)
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.IngestorPort)))
 	if err != nil {
 		return fmt.Errorf("listen on INGESTOR_PORT=%d: %w", cfg.IngestorPort, err)
@@ -103,14 +119,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("INGESTOR_DEBUG_ADDR=%s: %w", cfg.IngestorDebug, err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	for _, src := range []source{pg, mg} {
-		// Each source's events keep, when too large to publish whole, the
-		// fields the source was told consumers need.
-		open := stream.Publishers(nc, stream.WithSubjectPrefix(cfg.SubjectPrefix), stream.WithLogger(logger),
-			stream.WithKeepOnOversize(src.KeepOnOversize()))
-		g.Go(func() error {
-			return cdc.Supervise(ctx, src, open, cdc.WithLogger(logger), cdc.WithMaxBackoff(10*time.Second))
-		})
+	for _, k := range keepers {
+		g.Go(func() error { return k.Run(ctx) })
 	}
 	g.Go(func() error { return httpapi.Serve(ctx, srv, ln, 5*time.Second) })
 	g.Go(func() error { return exitOnClose(ctx, closed) })
@@ -141,16 +151,37 @@ type source interface {
 	KeepOnOversize() map[string][]string
 }
 
-// prepare makes sure the stream and the checkpoint bucket exist and opens
-// the bucket. They may be unreachable for a while (NATS starting): it waits
-// for them rather than crash-looping.
-func prepare(ctx context.Context, cfg config.Config, nc *nats.Conn, reach *config.Reach, logger *slog.Logger) (*stream.Checkpoints, error) {
+// capture returns what captures src while this process holds its lease,
+// "ingestor.<stream>.<source>": exactly one of the ingestors that share a
+// configuration captures each source at a time, the others stand by and
+// take over when its lease expires (docs/operations.md, Failover).
+func capture(leases *lease.Store, cfg config.Config, holder string, src source, open cdc.Opener, logger *slog.Logger) (*lease.Keeper, error) {
+	name := "ingestor." + lease.Sanitize(cfg.Stream) + "." + src.Name()
+	leader := metricLeader.WithLabelValues(src.Name())
+	return lease.NewKeeper(leases, name, holder, func(ctx context.Context) error {
+		leader.Set(1)
+		defer leader.Set(0)
+		logger.Info("capturing: this ingestor holds the source's lease", "source", src.Name(), "lease", name)
+		return cdc.Supervise(ctx, src, open, cdc.WithLogger(logger), cdc.WithMaxBackoff(10*time.Second))
+	})
+}
+
+var metricLeader = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "reportes_ingestor_leader",
+	Help: "1 while this ingestor holds the source's lease and captures it, 0 while it stands by.",
+}, []string{"source"})
+
+// prepare makes sure the stream, the checkpoint bucket and the lease bucket
+// exist and opens the buckets. They may be unreachable for a while (NATS
+// starting): it waits for them rather than crash-looping.
+func prepare(ctx context.Context, cfg config.Config, nc *nats.Conn, reach *config.Reach, logger *slog.Logger) (*stream.Checkpoints, *lease.Store, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, fmt.Errorf("open jetstream: %w", err)
+		return nil, nil, fmt.Errorf("open jetstream: %w", err)
 	}
 	var checkpoints *stream.Checkpoints
-	err = retry(ctx, logger, "prepare JetStream stream and checkpoint bucket", func() error {
+	var leases *lease.Store
+	err = retry(ctx, logger, "prepare JetStream stream and buckets", func() error {
 		if _, down := reach.Problem(); down != nil {
 			return down // rather than the deadline the calls below would meet
 		}
@@ -158,10 +189,16 @@ func prepare(ctx context.Context, cfg config.Config, nc *nats.Conn, reach *confi
 			History: stream.History(cfg.History), Logger: logger}); err != nil {
 			return err
 		}
-		checkpoints, err = stream.OpenCheckpoints(ctx, js, cfg.CheckpointBucket, stream.WithCheckpointReplicas(cfg.Replicas))
-		return err
+		if checkpoints, err = stream.OpenCheckpoints(ctx, js, cfg.CheckpointBucket, stream.WithCheckpointReplicas(cfg.Replicas)); err != nil {
+			return err
+		}
+		leases, err = lease.Open(ctx, js, cfg.LeaseBucket, cfg.LeaseTTL, lease.WithReplicas(cfg.Replicas), lease.WithLogger(logger))
+		if err != nil {
+			return fmt.Errorf("LEASE_BUCKET=%s: %w", cfg.LeaseBucket, err)
+		}
+		return nil
 	})
-	return checkpoints, err
+	return checkpoints, leases, err
 }
 
 // newSources returns the PostgreSQL and MongoDB sources. Each is told the
@@ -191,6 +228,10 @@ type readiness struct {
 	Error      string     `json:"error,omitempty"`
 	Since      *time.Time `json:"since,omitempty"`
 	ForSeconds *int       `json:"for_seconds,omitempty"`
+	// Holder names this process among the ingestors; Sources says, per
+	// source, "leader" when it captures it, or "standby" and who does.
+	Holder  string            `json:"holder,omitempty"`
+	Sources map[string]string `json:"sources,omitempty"`
 }
 
 // streamer is a source as /readyz sees it.
@@ -199,13 +240,14 @@ type streamer interface {
 	Streaming() bool
 }
 
-func adminServer(reach *config.Reach, token string, sources ...streamer) *http.Server {
+func adminServer(reach *config.Reach, token, holder string, keepers map[string]*lease.Keeper, sources ...streamer) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, readiness{Status: "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		code, body := ready(reach, sources)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
+		code, body := ready(req.Context(), reach, keepers, sources)
+		body.Holder = holder
 		httpapi.WriteJSON(w, code, body)
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
@@ -213,19 +255,32 @@ func adminServer(reach *config.Reach, token string, sources ...streamer) *http.S
 }
 
 // ready answers /readyz: 503 while NATS cannot be reached (why, and since
-// when) or while a source is not streaming yet.
-func ready(reach *config.Reach, sources []streamer) (int, readiness) {
+// when) or while a source this ingestor leads is not streaming yet. A
+// standby, which leads no source, is ready: it is there to take over.
+func ready(ctx context.Context, reach *config.Reach, keepers map[string]*lease.Keeper, sources []streamer) (int, readiness) {
 	if since, down := reach.Problem(); down != nil {
 		utc, secs := since.UTC(), int(time.Since(since).Seconds())
 		return http.StatusServiceUnavailable, readiness{Status: "not ready", Error: down.Error(), Since: &utc, ForSeconds: &secs}
 	}
+	out := readiness{Status: "ready", Sources: map[string]string{}}
+	leads := 0
 	for _, s := range sources {
+		if k := keepers[s.Name()]; k != nil && !k.Held() {
+			who, _ := k.Holder(ctx)
+			out.Sources[s.Name()] = "standby (captured by " + who + ")"
+			continue
+		}
+		leads++
+		out.Sources[s.Name()] = "leader"
 		if !s.Streaming() {
-			return http.StatusServiceUnavailable, readiness{Status: "not ready",
-				Error: s.Name() + " source is not streaming yet (connecting or taking its snapshot)"}
+			out.Status, out.Error = "not ready", s.Name()+" source is not streaming yet (connecting or taking its snapshot)"
+			return http.StatusServiceUnavailable, out
 		}
 	}
-	return http.StatusOK, readiness{Status: "ready"}
+	if leads == 0 {
+		out.Status = "standby"
+	}
+	return http.StatusOK, out
 }
 
 // retry calls fn until it succeeds or ctx ends, waiting 250ms, doubling up

@@ -76,7 +76,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("LEASE_BUCKET=%s: %w", cfg.LeaseBucket, err)
 	}
 	w := &worker{cfg: cfg, nc: nc, connect: connect, store: store, logger: logger, running: map[int]*projection.Projector{}}
-	member := memberName()
+	member := lease.ProcessName()
 	share, err := lease.NewShare(leases, "projector."+cfg.ViewSchema, store.Partitions(), member, w.partition)
 	if err != nil {
 		return err
@@ -94,12 +94,6 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
-}
-
-// memberName names this instance among the projectors: host and process.
-func memberName() string {
-	host, _ := os.Hostname()
-	return lease.Sanitize(fmt.Sprintf("%s-%d", host, os.Getpid()))
 }
 
 // worker runs the partitions this instance holds.

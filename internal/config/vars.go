@@ -185,10 +185,13 @@ var sections = []section{
 				because("a subject prefix like reportes.view", checkSubject)))},
 		{Name: "PROJECTOR_PORT", Default: "8004", Help: "projector health and metrics port",
 			parse: port(func(t *target) *int { return &t.ProjectorPort })},
-		{Name: "LEASE_BUCKET", Default: "reportes_leases", Help: "JetStream key-value bucket of the leases projectors take on partitions",
+	}},
+	{title: "Leases (high availability)", note: "Run several ingestors and projectors with the same settings: one ingestor captures each source, the others stand by; " +
+		"projectors share the view store's partitions. See docs/operations.md (Failover).", vars: []Var{
+		{Name: "LEASE_BUCKET", Default: "reportes_leases", Help: "JetStream key-value bucket of the leases ingestors take on sources and projectors on partitions",
 			parse: required("a bucket name", text(func(t *target) *string { return &t.LeaseBucket },
 				because("a bucket name like reportes_leases", checkBucket)))},
-		{Name: "LEASE_TTL", Default: "5s", Help: "how long a lease outlives its holder's last renewal: a dead projector's partitions are taken over after about this long",
+		{Name: "LEASE_TTL", Default: "3s", Help: "how long a lease outlives its holder's last renewal: a dead ingestor's sources and a dead projector's partitions are taken over after about this long",
 			parse: duration(func(t *target) *time.Duration { return &t.LeaseTTL }, time.Second, "a duration of at least 1s like 5s")},
 	}},
 	{title: "View snapshots", vars: []Var{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -261,4 +262,11 @@ func checkName(name string) error {
 		return fmt.Errorf("lease name %q is not a valid key-value key", name)
 	}
 	return nil
+}
+
+// ProcessName names this process as a holder or Share member: its host
+// name and process id, sanitized. Two live processes never share it.
+func ProcessName() string {
+	host, _ := os.Hostname()
+	return Sanitize(fmt.Sprintf("%s-%d", host, os.Getpid()))
 }
