@@ -75,4 +75,3 @@ func (e *env) leads(port string, timeout time.Duration) {
 		return resp.StatusCode == http.StatusOK && leads, fmt.Sprintf("%d %s %v", resp.StatusCode, st.Status, st.Sources)
 	})
 }
-
