@@ -10,6 +10,19 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	metricDisconnects = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "reportes_nats_disconnects_total",
+		Help: "Times a NATS connection of this process was lost (a server stopped, a network failure).",
+	})
+	metricReconnects = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "reportes_nats_reconnects_total",
+		Help: "Times a NATS connection of this process was re-established, to the same server or another of the cluster.",
+	})
 )
 
 // NATSOption configures ConnectNATS.
@@ -76,6 +89,7 @@ func (r *Reach) handlers(logger *slog.Logger, url string, closed func(error)) []
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			r.down(err)
 			if err != nil { // nil: the process closed the connection itself
+				metricDisconnects.Inc()
 				logger.Warn("disconnected from NATS", "url", Redact(url), "err", err)
 			}
 		}),
@@ -100,7 +114,8 @@ func (r *Reach) handlers(logger *slog.Logger, url string, closed func(error)) []
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			r.up()
-			logger.Info("reconnected to NATS", "url", Redact(nc.ConnectedUrl()))
+			metricReconnects.Inc()
+			logger.Info("reconnected to NATS", "url", Redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName())
 		}),
 		// Errors no call returns: a slow consumer, an ordered consumer the
 		// client could not recreate.
