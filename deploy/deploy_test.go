@@ -309,3 +309,37 @@ func TestPrometheusAlerts(t *testing.T) {
 	}
 	checkExprs(t, "alerts.yml", exprs, metricNames(t))
 }
+
+// TestComposeCluster: the high-availability profile loads over the base
+// file: three JetStream nodes routed to each other, the services on all
+// three with three replicas, and a standby ingestor.
+func TestComposeCluster(t *testing.T) {
+	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml", "../docker-compose.cluster.yml"}, cli.WithWorkingDirectory(".."), cli.WithName("reportes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.cluster.yml does not load over docker-compose.yml: %v", err)
+	}
+	for _, name := range []string{"nats", "nats-2", "nats-3"} {
+		cmd := strings.Join(p.Services[name].Command, " ")
+		if !strings.Contains(cmd, "-js") || !strings.Contains(cmd, "--cluster_name reportes") || strings.Count(cmd, ":6222") != 3 {
+			t.Errorf("%s is no JetStream member routed to the two others: %s", name, cmd)
+		}
+	}
+	for _, name := range []string{"ingestor", "ingestor-standby", "api"} {
+		env := p.Services[name].Environment
+		if url := env["NATS_URL"]; url == nil || strings.Count(*url, "nats://") != 3 {
+			t.Errorf("%s does not name the three nodes: %v", name, url)
+		}
+		if r := env["NATS_REPLICAS"]; r == nil || *r != "3" {
+			t.Errorf("%s creates streams and buckets with %v replicas, want 3", name, r)
+		}
+		for k := range env {
+			if !knownVar(k) {
+				t.Errorf("%s sets %s, which the code does not read", name, k)
+			}
+		}
+	}
+}
