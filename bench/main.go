@@ -45,8 +45,12 @@ type benchOptions struct {
 	backfillProfile     string
 	backfillProfileSecs int
 	wrkSecs             int
+	storeEvents         int // order events the view store figure projects, over storeKeys keys
+	storeKeys           int
+	storeOrders         int // orders in the store its api replica mirrors
 	apiBin              string
 	ingestorBin         string
+	projectorBin        string
 	out                 string
 	cpuprofile          string
 	only                string
@@ -95,12 +99,16 @@ func main() {
 	flag.StringVar(&o.backfillProfile, "backfill-profile", "", "write a CPU profile of the ingestor during the backfill figure's first backfill to this file")
 	flag.IntVar(&o.backfillProfileSecs, "backfill-profile-seconds", 15, "length of that profile")
 	flag.IntVar(&o.wrkSecs, "wrk-seconds", 5, "duration of each wrk run")
+	flag.IntVar(&o.storeEvents, "store-events", 200_000, "order events the view store figure projects into PostgreSQL")
+	flag.IntVar(&o.storeKeys, "store-keys", 100_000, "distinct order keys of those events")
+	flag.IntVar(&o.storeOrders, "store-orders", 10_000_000, "orders in the view store the api replica of the view store figure mirrors")
 	flag.StringVar(&o.apiBin, "api", "bin/api", "api binary")
 	flag.StringVar(&o.ingestorBin, "ingestor", "bin/ingestor", "ingestor binary")
+	flag.StringVar(&o.projectorBin, "projector", "bin/projector", "projector binary (VIEW_STORE=postgres)")
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
 	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst,backfill); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst,backfill,store); empty: all")
 	flag.Parse()
 	var err error
 	if o.viewOrders, err = numbers(sizes); err != nil {
@@ -174,6 +182,7 @@ func run(o benchOptions, logger *slog.Logger) error {
 		{"fanout", "SSE fan-out", env.fanout},
 		{"burst", "metric subjects", env.burst},
 		{"backfill", "backfill", env.backfillFigure},
+		{"store", "view store", env.storeFigure},
 	}
 	for _, s := range steps {
 		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), s.key) {

@@ -157,8 +157,9 @@ type source interface {
 // take over when its lease expires (docs/operations.md, Failover).
 func capture(leases *lease.Store, cfg config.Config, holder string, src source, open cdc.Opener, logger *slog.Logger) (*lease.Keeper, error) {
 	name := "ingestor." + lease.Sanitize(cfg.Stream) + "." + src.Name()
-	leader := metricLeader.WithLabelValues(src.Name())
+	leader, starts := metricLeader.WithLabelValues(src.Name()), metricCaptures.WithLabelValues(src.Name())
 	return lease.NewKeeper(leases, name, holder, func(ctx context.Context) error {
+		starts.Inc()
 		leader.Set(1)
 		defer leader.Set(0)
 		logger.Info("capturing: this ingestor holds the source's lease", "source", src.Name(), "lease", name)
@@ -169,6 +170,11 @@ func capture(leases *lease.Store, cfg config.Config, holder string, src source, 
 var metricLeader = promauto.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "reportes_ingestor_leader",
 	Help: "1 while this ingestor holds the source's lease and captures it, 0 while it stands by.",
+}, []string{"source"})
+
+var metricCaptures = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "reportes_ingestor_captures_total",
+	Help: "Times this ingestor started capturing the source: at start, and each time it took the source's lease again (a takeover, or its own after NATS came back).",
 }, []string{"source"})
 
 // prepare makes sure the stream, the checkpoint bucket and the lease bucket
