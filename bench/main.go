@@ -108,7 +108,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results.md", "results file")
 	flag.StringVar(&o.hotpaths, "hotpaths", "", "output of go test -bench to include in the results")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst,backfill,store); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (postgres,mongo,freshness,rebuild,history,read,fanout,burst,backfill,store,failover); empty: all")
 	flag.Parse()
 	var err error
 	if o.viewOrders, err = numbers(sizes); err != nil {
@@ -183,6 +183,7 @@ func run(o benchOptions, logger *slog.Logger) error {
 		{"burst", "metric subjects", env.burst},
 		{"backfill", "backfill", env.backfillFigure},
 		{"store", "view store", env.storeFigure},
+		{"failover", "ingestor takeover and NATS leader change", env.failoverFigure},
 	}
 	for _, s := range steps {
 		if o.only != "" && !slices.Contains(strings.Split(o.only, ","), s.key) {

@@ -209,16 +209,30 @@ func (s storeStream) totals() projection.Global {
 
 // projected is what projectOnce measures.
 type projected struct {
-	perSec, cpu, pgCPU float64 // events/s, µs of CPU per event
-	lagged             bool
+	perSec, cpu, pgCPU, natsCPU float64 // events/s, µs of CPU per event
+	lagged                      bool
+	disconnects                 int // the projector's NATS disconnects (-1: not reported)
+}
+
+// serverCPU is the CPU time PostgreSQL and the NATS server have used.
+type serverCPU struct{ pg, nats time.Duration }
+
+func (e *benchEnv) serverCPU() (serverCPU, error) {
+	pg, err := e.postgresCPU()
+	if err != nil {
+		return serverCPU{}, err
+	}
+	nats, err := childCPU(e.nats.cmd.Process.Pid)
+	return serverCPU{pg: pg, nats: nats}, err
 }
 
 // projectOnce times a fresh projector process applying the whole stream
-// into a fresh schema with partitions partitions, reads the CPU it and
-// PostgreSQL spent per event, checks the store, and drops the schema.
+// into a fresh schema with partitions partitions, reads the CPU it,
+// PostgreSQL and the NATS server spent per event, checks the store, and
+// drops the schema.
 func (e *benchEnv) projectOnce(ctx context.Context, s storeStream, partitions int) (projected, error) {
-	schema := strings.ReplaceAll(e.name("store"), ".", "_")
-	pg0, err := e.postgresCPU()
+	schema := e.name("store")
+	c0, err := e.serverCPU()
 	if err != nil {
 		return projected{}, err
 	}
@@ -232,15 +246,15 @@ func (e *benchEnv) projectOnce(ctx context.Context, s storeStream, partitions in
 	if err != nil {
 		return projected{}, err
 	}
-	took := done.Sub(start)
 	cpu, err := childCPU(proj.cmd.Process.Pid)
 	if err != nil {
 		return projected{}, err
 	}
-	pg1, err := e.postgresCPU()
+	c1, err := e.serverCPU()
 	if err != nil {
 		return projected{}, err
 	}
+	disconnects := metricValue(proj.url+"/metrics", "reportes_nats_disconnects_total")
 	if err := e.checkStore(ctx, schema, s.totals()); err != nil {
 		return projected{}, err
 	}
@@ -248,8 +262,32 @@ func (e *benchEnv) projectOnce(ctx context.Context, s storeStream, partitions in
 	if _, err := e.conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
 		return projected{}, fmt.Errorf("drop schema %s: %w", schema, err)
 	}
-	n := float64(s.events)
-	return projected{perSec: n / took.Seconds(), cpu: cpu.Seconds() * 1e6 / n, pgCPU: (pg1 - pg0).Seconds() * 1e6 / n, lagged: lagged}, nil
+	n, us := float64(s.events), func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(s.events) }
+	return projected{perSec: n / done.Sub(start).Seconds(), cpu: us(cpu), pgCPU: us(c1.pg - c0.pg), natsCPU: us(c1.nats - c0.nats),
+		lagged: lagged, disconnects: disconnects}, nil
+}
+
+// metricValue reads an unlabelled counter from a Prometheus endpoint; -1
+// when it is not there.
+func metricValue(url, name string) int {
+	resp, err := http.Get(url) //nolint:gosec,noctx // loopback
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int(f)
+			}
+		}
+	}
+	return -1
 }
 
 // postgresCPU is the CPU time the PostgreSQL cluster has used: its
@@ -381,10 +419,11 @@ func (e *benchEnv) copyFloor(ctx context.Context, n int) (float64, float64, erro
 
 // storeRuns are the projection figure's runs.
 type storeRuns struct {
-	perSec, cpu, pgCPU map[int][]float64 // by partition count
-	lagged             map[int]int
-	mem                []memoryRun
-	copyRate, copyCPU  []float64
+	perSec, cpu, pgCPU, natsCPU map[int][]float64 // by partition count
+	lagged                      map[int]int
+	disconnects                 map[int][]int // per run, -1 when not reported
+	mem                         []memoryRun
+	copyRate, copyCPU           []float64
 }
 
 func (r *storeRuns) memory(f func(memoryRun) float64) []float64 {
@@ -398,7 +437,8 @@ func (r *storeRuns) memory(f func(memoryRun) float64) []float64 {
 // measureProjection runs the projector with each partition count, the
 // in-memory reference and the COPY floor, e.o.runs times.
 func (e *benchEnv) measureProjection(ctx context.Context, s storeStream) (*storeRuns, error) {
-	r := &storeRuns{perSec: map[int][]float64{}, cpu: map[int][]float64{}, pgCPU: map[int][]float64{}, lagged: map[int]int{}}
+	r := &storeRuns{perSec: map[int][]float64{}, cpu: map[int][]float64{}, pgCPU: map[int][]float64{}, natsCPU: map[int][]float64{},
+		lagged: map[int]int{}, disconnects: map[int][]int{}}
 	for range e.o.runs {
 		for _, p := range storePartitions {
 			pr, err := e.projectOnce(ctx, s, p)
@@ -406,10 +446,13 @@ func (e *benchEnv) measureProjection(ctx context.Context, s storeStream) (*store
 				return nil, fmt.Errorf("%d partitions: %w", p, err)
 			}
 			r.perSec[p], r.cpu[p], r.pgCPU[p] = append(r.perSec[p], pr.perSec), append(r.cpu[p], pr.cpu), append(r.pgCPU[p], pr.pgCPU)
+			r.natsCPU[p] = append(r.natsCPU[p], pr.natsCPU)
 			if pr.lagged {
 				r.lagged[p]++
 			}
-			e.logger.Info("view store projection run", "partitions", p, "events_per_s", int(pr.perSec), "projector_cpu_us", pr.cpu, "postgres_cpu_us", pr.pgCPU, "position_lagged", pr.lagged)
+			r.disconnects[p] = append(r.disconnects[p], pr.disconnects)
+			e.logger.Info("view store projection run", "partitions", p, "events_per_s", int(pr.perSec), "projector_cpu_us", pr.cpu,
+				"postgres_cpu_us", pr.pgCPU, "nats_server_cpu_us", pr.natsCPU, "nats_disconnects", pr.disconnects, "position_lagged", pr.lagged)
 		}
 		m, err := e.memoryProjection(s)
 		if err != nil {
@@ -430,17 +473,8 @@ func (e *benchEnv) measureProjection(ctx context.Context, s storeStream) (*store
 func (r *storeRuns) reportProjection(rep *report, s storeStream) {
 	memRate, memCPU := r.memory(func(m memoryRun) float64 { return m.perSec }), r.memory(func(m memoryRun) float64 { return m.cpu })
 	for _, p := range storePartitions {
-		note := ""
-		if p == storePartitions[0] {
-			note = fmt.Sprintf("%s events (%d employees, then %s order events over %s keys: an insert each, then updates moving it to another of %d sellers) in a stream keeping every event; "+
-				"one projector process holding every partition, timed from its start until every partition's row in positions is at the stream's last sequence; the SQL view's totals are checked against what was published",
-				thousands(s.events), s.employees, thousands(s.orders), thousands(s.keys), storeSellers)
-		}
-		if r.lagged[p] > 0 {
-			note += fmt.Sprintf("%s%d run(s) timed to the projector's readiness: a partition's position stayed behind the last sequence (no event of its own in the last batch)", map[bool]string{true: "; ", false: ""}[note != ""], r.lagged[p])
-		}
 		rep.add(row{figure: fmt.Sprintf("View store: projection into PostgreSQL, %d partition(s), one process (events/s)", p), ours: summarize(r.perSec[p]), ref: summarize(memRate),
-			refName: "in-memory projection (api, VIEW_STORE=memory)", ratios: ratios(r.perSec[p], memRate), absMin: 50_000, barText: ">= 50,000 events/s", note: note})
+			refName: "in-memory projection (api, VIEW_STORE=memory)", ratios: ratios(r.perSec[p], memRate), absMin: 50_000, barText: ">= 50,000 events/s", note: r.projectionNote(p, s)})
 	}
 	for _, p := range storePartitions {
 		rep.add(row{figure: fmt.Sprintf("View store: CPU per event of the projector process, %d partition(s) (µs)", p), ours: summarize(r.cpu[p]), ref: summarize(memCPU),
@@ -452,6 +486,29 @@ func (r *storeRuns) reportProjection(rep *report, s storeStream) {
 	}
 	rep.add(row{figure: "View store: projection with 1 partition against PostgreSQL's bulk write floor (rows/s)", ours: summarize(r.perSec[1]), ref: summarize(r.copyRate),
 		refName: fmt.Sprintf("COPY of %s rows (key bytea, seller text, version bigint) into a plain table with a primary key", thousands(s.orders)), ratios: ratios(r.perSec[1], r.copyRate)})
+}
+
+// projectionNote is the note of the projection row of p partitions.
+func (r *storeRuns) projectionNote(p int, s storeStream) string {
+	var notes []string
+	if p == storePartitions[0] {
+		notes = append(notes, fmt.Sprintf("%s events (%d employees, then %s order events over %s keys: an insert each, then updates moving it to another of %d sellers) in a stream keeping every event; "+
+			"one projector process holding every partition, timed from its start until every partition's row in positions is at the stream's last sequence; the SQL view's totals are checked against what was published",
+			thousands(s.events), s.employees, thousands(s.orders), thousands(s.keys), storeSellers))
+	}
+	notes = append(notes, fmt.Sprintf("NATS server CPU per event %.1f µs (median)", summarize(r.natsCPU[p]).med))
+	lost := 0
+	for _, d := range r.disconnects[p] {
+		lost += max(d, 0)
+	}
+	if lost > 0 {
+		notes = append(notes, fmt.Sprintf("the NATS server closed the projector's connection %d time(s) over the runs (per run: %v): "+
+			"a slow consumer past its 64 MiB of pending bytes, with every partition's ordered consumer on one connection (see the profile notes); the projector resumed, its leases lapsing meanwhile", lost, r.disconnects[p]))
+	}
+	if r.lagged[p] > 0 {
+		notes = append(notes, fmt.Sprintf("%d run(s) timed to the projector's readiness: a partition's position stayed behind the last sequence (no event of its own in the last batch)", r.lagged[p]))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // fillStore creates a store of one partition in schema (migrated by

@@ -28,6 +28,7 @@ import (
 // does not exist (as if its delete had been lost): the full backfill's
 // snapshot_end removes it.
 func TestBackfillUnderLoad(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	w := newWorkload(e, 22)
 	for range 8 {

@@ -22,6 +22,7 @@ import (
 // recount) and reports each order it could not attribute on the dead-letter
 // subject with the reason.
 func TestBadInput(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	nc, err := nats.Connect(e.stack.NATS.URL())
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 // dashboard equals the recount), no process is restarted, and the processes
 // that were connected to it log their reconnection and count it.
 func TestNATSClusterLosesLeader(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	nodes, err := devstack.StartNATSCluster(t.TempDir(), 3)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 // TestPipeline: data exists before the ingestor starts (snapshot), then both
 // sources change while the pipeline runs; the dashboard must equal a recount.
 func TestPipeline(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	// The local cluster trusts local connections, so any password works:
 	// it must never show up in the logs.
@@ -90,6 +91,7 @@ func TestPipeline(t *testing.T) {
 // by the workload while both sources keep changing; the final dashboard must
 // still equal the recount: nothing lost, nothing counted twice.
 func TestCrashes(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	w := newWorkload(e, 2)
 	for range 10 {

@@ -19,6 +19,7 @@ import (
 // standby takes over from the last acknowledged positions, and the
 // dashboard equals the recount. The takeover times are printed.
 func TestIngestorFailover(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	ports, err := devstack.FreePorts(2)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 // one rebuilding from the compacted stream alone, both equal the recount,
 // and neither counts the compacted events as missed.
 func TestCompactedHistory(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	w := newWorkload(e, 22)
 	for range 6 {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,15 +127,32 @@ func newEnv(t *testing.T) *env {
 	e.orders = e.mongo.Database(name).Collection("orders")
 	t.Cleanup(func() {
 		e.stopAll()
+		if t.Failed() {
+			e.dumpStream()
+		}
 		e.pg.Close(context.Background())
 		_ = e.mongo.Disconnect(context.Background())
 		if t.Failed() {
 			for n, p := range e.procs {
 				t.Logf("--- %s output (last 6000 bytes):\n%s", n, tail(p.out.String(), 6000))
+				keepLog(t, n, p.out.Bytes())
 			}
 		}
 	})
 	return e
+}
+
+// keepLog writes a failed test's whole process output to
+// $REPORTES_E2E_LOGS/<test>.<name>.log when that directory is set.
+func keepLog(t *testing.T, name string, out []byte) {
+	dir := os.Getenv("REPORTES_E2E_LOGS")
+	if dir == "" {
+		return
+	}
+	path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"."+name+".log")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Logf("keep %s output: %v", name, err)
+	}
 }
 
 func tail(s string, n int) string {
@@ -258,7 +276,7 @@ func (e *env) converges(timeout time.Duration) projection.Dashboard {
 		if reflect.DeepEqual(got, want) {
 			return true, ""
 		}
-		return false, fmt.Sprintf("dashboard differs from the recount:\n got %s\nwant %s", brief(got), brief(want))
+		return false, "dashboard differs from the recount: " + differences(got, want)
 	})
 	return last
 }
@@ -266,6 +284,40 @@ func (e *env) converges(timeout time.Duration) projection.Dashboard {
 func brief(d projection.Dashboard) string {
 	b, _ := json.Marshal(d)
 	return tail(string(b), 1500)
+}
+
+// differences names what got has that want has not: the totals and each
+// seller line that differs, at most 20.
+func differences(got, want projection.Dashboard) string {
+	var out []string
+	if got.MetricasGlobales != want.MetricasGlobales {
+		out = append(out, fmt.Sprintf("totals %+v, want %+v", got.MetricasGlobales, want.MetricasGlobales))
+	}
+	lines := func(d projection.Dashboard) map[string]projection.Seller {
+		m := map[string]projection.Seller{}
+		for _, s := range d.DetallePorVendedor {
+			m[s.Empleado] = s
+		}
+		return m
+	}
+	g, w := lines(got), lines(want)
+	for id, ws := range w {
+		if gs, ok := g[id]; !ok {
+			out = append(out, fmt.Sprintf("%s missing (want %+v)", id, ws))
+		} else if gs != ws {
+			out = append(out, fmt.Sprintf("%s %+v, want %+v", id, gs, ws))
+		}
+	}
+	for id, gs := range g {
+		if _, ok := w[id]; !ok {
+			out = append(out, fmt.Sprintf("%s not in the recount (%+v)", id, gs))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "the seller lines are in another order")
+	}
+	slices.Sort(out)
+	return strings.Join(out[:min(len(out), 20)], "; ")
 }
 
 // metric sums the samples of a Prometheus metric a process exposes.

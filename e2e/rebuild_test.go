@@ -132,6 +132,7 @@ func (e *env) runRebuild(t *testing.T, token string, args ...string) (string, er
 // client see goes backwards, `api rebuild` shows its progress and exits 0,
 // and the dashboard then equals the recount.
 func TestRebuild(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	e.vars["API_TOKEN"] = "rebuild-secret"
 	w := newWorkload(e, 22)

@@ -23,6 +23,7 @@ import (
 // over) and of replicas (they load the store again): every replica, and
 // the SQL views, converge to the recount.
 func TestScaleOut(t *testing.T) {
+	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
 	e := newEnv(t)
 	name := devstack.Name(t)
 	ports, err := devstack.FreePorts(5)

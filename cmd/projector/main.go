@@ -75,7 +75,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("LEASE_BUCKET=%s: %w", cfg.LeaseBucket, err)
 	}
-	w := &worker{cfg: cfg, nc: nc, connect: connect, store: store, logger: logger, running: map[int]*projection.Projector{}}
+	w := &worker{cfg: cfg, connect: connect, store: store, logger: logger, running: map[int]*projection.Projector{}}
 	member := lease.ProcessName()
 	share, err := lease.NewShare(leases, "projector."+cfg.ViewSchema, store.Partitions(), member, w.partition)
 	if err != nil {
@@ -99,7 +99,6 @@ func run(cfg config.Config, logger *slog.Logger) error {
 // worker runs the partitions this instance holds.
 type worker struct {
 	cfg     config.Config
-	nc      *nats.Conn
 	connect func() (*nats.Conn, error)
 	store   *pgstore.Store
 	logger  *slog.Logger
@@ -112,11 +111,21 @@ type worker struct {
 // was lost or given up, or the process stops).
 func (w *worker) partition(ctx context.Context, n int) error {
 	logger := w.logger.With("partition", n)
-	part, err := w.store.Partition(ctx, n, w.nc.Publish)
+	// Each partition reads the stream on a connection of its own: the
+	// server lets an ordered consumer's flow-control window grow to 32 MiB,
+	// and several on one connection would pass the 64 MiB a client may
+	// have pending, so the server would close the connection the leases
+	// are renewed on.
+	nc, err := w.connect()
 	if err != nil {
 		return err
 	}
-	proj, err := projection.NewTargetProjector(w.nc, part,
+	defer nc.Close()
+	part, err := w.store.Partition(ctx, n, nc.Publish)
+	if err != nil {
+		return err
+	}
+	proj, err := projection.NewTargetProjector(nc, part,
 		projection.WithStream(w.cfg.Stream),
 		projection.WithSubjectPrefix(w.cfg.SubjectPrefix),
 		projection.WithDeadLetters(w.cfg.DeadLetter),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -41,16 +42,22 @@ func StartFerret(ctx context.Context, dir string, port int) (*Ferret, error) {
 	return f, f.start(ctx)
 }
 
+// newFerretMu serialises ferretdb.New, which writes package state, so that
+// tests running in parallel can each start one.
+var newFerretMu sync.Mutex
+
 func (f *Ferret) start(ctx context.Context) error {
 	if err := os.MkdirAll(f.dir, 0o750); err != nil {
 		return fmt.Errorf("create %s: %w", f.dir, err)
 	}
+	newFerretMu.Lock()
 	fdb, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: fmt.Sprintf("127.0.0.1:%d", f.port)},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + f.dir + "/",
 		Logger:    slog.New(slog.DiscardHandler),
 	})
+	newFerretMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("configure ferretdb: %w", err)
 	}

@@ -63,7 +63,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		}
 		wait(ctx, change, k.store.poll)
 	}
-	return nil
+	return nil //nolint:nilerr // ctx ended: the process stops, which is no error of the keeper's
 }
 
 func (k *Keeper) acquire(ctx context.Context) (*Lease, error) {

@@ -157,7 +157,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("release lease %s: %w", l.name, err)
 	}
-	l.end(errReleased)
+	_ = l.end(errReleased) // the first end wins; a release ends nothing that ended before
 	return nil
 }
 
