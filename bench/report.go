@@ -452,24 +452,21 @@ const profileNotes = `
   its saved position after the inserts. The figure stops the ingestor
   during the inserts; the tail on FerretDB under a burst is not
   investigated further here.
-- View store (VIEW_STORE=postgres), first measurements: one projector
-  process applies about 60-80k events/s with 1 or 2 partitions, spending
-  about 5.5 µs of its own CPU, 6 µs of PostgreSQL's and 2 µs of the NATS
-  server's per event at 1 partition. Every partition has an ordered
-  consumer of the whole stream and skips the other partitions' subjects
-  in the client (projection.WithSubjectFilter), so the NATS server's CPU
-  per event grows with the partitions one process holds (about 2, 4 and
-  12 µs for 1, 2 and 4), and so does the projector's. With 4 partitions
-  the throughput falls to 20-30k events/s: the NATS server closes the
-  projector's connection two or three times per run. An embedded server
-  with its log on, running bin/projector over the same 200k-event
-  backlog, logged "Slow Consumer Detected: MaxPending of 67108864
-  Exceeded" for it: the server lets each push consumer's flow-control
-  window grow to 32 MiB (JsFlowControlMaxPending), and four of them on
-  one connection exceed the 64 MiB a client may have pending. The
-  projector resumes after the last committed event (the totals still
-  check), but its lease renewals share that connection and time out, so
-  every partition's work is cancelled and restarted. Not fixed here: a
-  connection per partition, or partitioned subjects the server filters
-  (a subject transform with partition()), would avoid both costs.
+- View store (VIEW_STORE=postgres): one projector process applies about
+  50-60k events/s with 1 or 2 partitions, spending about 5 µs of its own
+  CPU, 6 µs of PostgreSQL's and 2.5 µs of the NATS server's per event at 1
+  partition. Every partition has an ordered consumer of the whole stream
+  and skips the other partitions' subjects in the client
+  (projection.WithSubjectFilter), so the NATS server's CPU per event grows
+  with the partitions one process holds (about 2.5, 4.5 and 9.5 µs for 1, 2
+  and 4), and so does the projector's: on 2 cores 4 partitions in one
+  process reach about 33k events/s. With all partitions on one connection
+  the server closed it two or three times per run ("Slow Consumer
+  Detected: MaxPending of 67108864 Exceeded": it lets each push consumer's
+  flow-control window grow to 32 MiB, and four exceed the 64 MiB a client
+  may have pending), and the lease renewals on that connection timed out;
+  each partition now reads on a connection of its own, and the runs see
+  no disconnect. Not done: partitioned subjects the server filters (a
+  subject transform with partition()) would remove the per-partition cost
+  of reading the whole stream.
 `

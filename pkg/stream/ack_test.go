@@ -33,7 +33,7 @@ func TestReadAck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			duplicate, err := readAck(tt.msg)
+			duplicate, seq, err := readAck(tt.msg)
 			switch {
 			case tt.want == nil && err != nil:
 				t.Fatalf("readAck: %v, want an acknowledgement", err)
@@ -41,6 +41,8 @@ func TestReadAck(t *testing.T) {
 				t.Fatalf("readAck: %v, want %v", err, tt.want)
 			case duplicate != tt.duplicate:
 				t.Fatalf("duplicate %v, want %v", duplicate, tt.duplicate)
+			case tt.want == nil && seq != 7:
+				t.Fatalf("sequence %d, want 7", seq)
 			}
 		})
 	}

@@ -22,6 +22,10 @@ var (
 		Name: "reportes_cdc_publish_errors_total",
 		Help: "Publishes that failed, by source.",
 	}, []string{"source"})
+	metricReordered = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reportes_cdc_publish_reorders_total",
+		Help: "Times a publisher found the stream holding its events out of publication order (a publish lost while a later one was stored) and republished from the last acknowledged position under new message ids, by source.",
+	}, []string{"source"})
 	metricTruncated = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reportes_cdc_events_truncated_total",
 		Help: "Events too large for a NATS message, published with only the fields consumers need.",

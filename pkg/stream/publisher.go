@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,6 +46,8 @@ type Publisher struct {
 	prefix     string
 	logger     *slog.Logger
 	ackTimeout time.Duration
+	ids        *idEpoch // shared by the Publishers of one Opener
+	idSuffix   string   // appended to every Nats-Msg-Id: "" in epoch 0
 
 	// Used by Publish only, which runs on the source's one goroutine.
 	subjects map[[2]string]string // (source, collection) -> its subject
@@ -68,7 +72,28 @@ type Publisher struct {
 	counters map[string]*sourceCounters
 	err      error
 	closed   bool
+	// firstStored is the stream sequence of the first event this Publisher
+	// stored (not a duplicate); 0 before.
+	firstStored uint64
 }
+
+// idEpoch counts the times a Publisher found the stream holding its events
+// out of publication order (ErrReordered). From then on the Publishers of
+// the same Opener suffix every message id with the epoch, so JetStream
+// stores the republished events again, after everything stored before,
+// instead of dropping them as duplicates of copies stored out of order.
+type idEpoch struct{ n atomic.Uint64 }
+
+// ErrReordered stops a Publisher that republished an event the stream
+// already held from before an event this Publisher stored ahead of it: a
+// publish was lost while a later one was stored (a connection lost with
+// publishes in flight and the later ones sent again after the reconnect,
+// or a stream leader change). The stream then holds events of one key out
+// of order, and with one message kept per subject the older one would win.
+// The source restarts from its last acknowledged position, and the next
+// Publisher of the same Opener publishes under new message ids (see
+// idEpoch), storing every event from there again in order.
+var ErrReordered = errors.New("the stream holds this event before an event published ahead of it")
 
 // inflight is an event published and not yet acknowledged in order.
 type inflight struct {
@@ -87,8 +112,8 @@ type waiter struct {
 // sourceCounters are the metrics a source's acknowledgements count, looked
 // up once per source instead of once per event.
 type sourceCounters struct {
-	published, duplicates, errors prometheus.Counter
-	inflight                      prometheus.Gauge
+	published, duplicates, errors, reordered prometheus.Counter
+	inflight                                 prometheus.Gauge
 }
 
 type publisherOptions struct {
@@ -97,6 +122,7 @@ type publisherOptions struct {
 	maxPending int
 	ackTimeout time.Duration
 	logger     *slog.Logger
+	ids        *idEpoch
 }
 
 // PublisherOption configures a Publisher.
@@ -138,6 +164,8 @@ func WithLogger(l *slog.Logger) PublisherOption {
 // Publishers returns the cdc.Opener that opens a Publisher on nc with opts
 // for every run of a source (see cdc.Supervise).
 func Publishers(nc *nats.Conn, opts ...PublisherOption) cdc.Opener {
+	ids := &idEpoch{}
+	opts = append(slices.Clip(opts), func(o *publisherOptions) { o.ids = ids })
 	return func() (cdc.Publisher, func(), error) {
 		p, err := NewPublisher(nc, opts...)
 		if err != nil {
@@ -162,7 +190,12 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ids == nil {
+		o.ids = &idEpoch{}
+	}
 	p := &Publisher{
+		ids:        o.ids,
+		idSuffix:   idSuffix(o.ids.n.Load()),
 		nc:         nc,
 		keep:       o.keep,
 		prefix:     o.prefix,
@@ -235,6 +268,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *cdc.Event) error {
 	p.msg.Reply = p.inbox + strconv.FormatUint(seq, 10)
 	p.msg.Data = data
 	p.msgID[0] = ev.ID
+	if p.idSuffix != "" {
+		p.msgID[0] = ev.ID + p.idSuffix
+	}
 	err = p.nc.PublishMsg(&p.msg)
 	if cap(p.buf) > 1<<20 {
 		p.buf = nil // an outsized event: do not keep its buffer
@@ -333,7 +369,7 @@ func (p *Publisher) onAck(m *nats.Msg) {
 	if err != nil {
 		return // not a reply to this Publisher
 	}
-	duplicate, ackErr := readAck(m)
+	duplicate, stored, ackErr := readAck(m)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if seq <= p.acked || seq >= p.next {
@@ -346,6 +382,9 @@ func (p *Publisher) onAck(m *nats.Msg) {
 	if ackErr != nil {
 		e.counters.errors.Inc()
 		p.failLocked(fmt.Errorf("acknowledge event %s: %w", e.id, ackErr))
+		return
+	}
+	if p.reorderedLocked(e, duplicate, stored) {
 		return
 	}
 	e.acked = true
@@ -368,6 +407,37 @@ func (p *Publisher) onAck(m *nats.Msg) {
 		<-p.slots
 	}
 	p.releaseLocked()
+}
+
+// reorderedLocked reports (and fails the Publisher) when e, acknowledged
+// as stored at stream sequence seq, is a duplicate of a copy stored before
+// the first event this Publisher stored, which was published ahead of e.
+// A duplicate of an event this Publisher stored itself is no reordering:
+// that copy went in at its place.
+func (p *Publisher) reorderedLocked(e *inflight, duplicate bool, seq uint64) bool {
+	if !duplicate {
+		if p.firstStored == 0 {
+			p.firstStored = seq
+		}
+		return false
+	}
+	if p.firstStored == 0 || seq == 0 || seq >= p.firstStored {
+		return false
+	}
+	epoch := p.ids.n.Add(1)
+	e.counters.reordered.Inc()
+	p.logger.Warn("the stream holds events out of publication order; republishing from the last acknowledged position under new message ids",
+		"event", e.id, "stored_at", seq, "first_stored_by_this_run", p.firstStored, "id_suffix", idSuffix(epoch))
+	p.failLocked(fmt.Errorf("acknowledge event %s (stored at %d, before %d): %w", e.id, seq, p.firstStored, ErrReordered))
+	return true
+}
+
+// idSuffix is what the message ids of epoch end with.
+func idSuffix(epoch uint64) string {
+	if epoch == 0 {
+		return ""
+	}
+	return "~r" + strconv.FormatUint(epoch, 10)
 }
 
 // releaseLocked runs the callbacks and completes the flushes whose events
@@ -447,6 +517,7 @@ func (p *Publisher) countersLocked(source string) *sourceCounters {
 			published:  metricPublished.WithLabelValues(source),
 			duplicates: metricDuplicates.WithLabelValues(source),
 			errors:     metricPublishErrors.WithLabelValues(source),
+			reordered:  metricReordered.WithLabelValues(source),
 			inflight:   metricInflight.WithLabelValues(source),
 		}
 		p.counters[source] = c
@@ -458,30 +529,34 @@ func (p *Publisher) countersLocked(source string) *sourceCounters {
 // with "duplicate":true when the Nats-Msg-Id was seen in the duplicate
 // window, {"error":{...}} when the stream refused the message, and an empty
 // message with status 503 when no stream stores the subject.
-func readAck(m *nats.Msg) (duplicate bool, err error) {
+func readAck(m *nats.Msg) (duplicate bool, seq uint64, err error) {
 	if len(m.Data) == 0 {
 		if status := m.Header.Get("Status"); status == "503" {
-			return false, fmt.Errorf("no stream stores subject (no responders): %w", jetstream.ErrNoStreamResponse)
+			return false, 0, fmt.Errorf("no stream stores subject (no responders): %w", jetstream.ErrNoStreamResponse)
 		} else if status != "" {
-			return false, fmt.Errorf("reply with status %s %s: %w", status, m.Header.Get("Description"), jetstream.ErrInvalidJSAck)
+			return false, 0, fmt.Errorf("reply with status %s %s: %w", status, m.Header.Get("Description"), jetstream.ErrInvalidJSAck)
 		}
 	}
 	ack, _, err := rawjson.Lookup(m.Data, nil)
 	if err != nil {
-		return false, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, m.Data)
+		return false, 0, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, m.Data)
 	}
 	if raw, ok, _ := rawjson.Member(ack, "error"); ok && string(raw) != "null" {
 		var apiErr jetstream.APIError
 		if err := json.Unmarshal(raw, &apiErr); err != nil {
-			return false, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, m.Data)
+			return false, 0, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, m.Data)
 		}
-		return false, &apiErr
+		return false, 0, &apiErr
 	}
 	if raw, ok, _ := rawjson.Member(ack, "stream"); !ok || len(raw) < 3 || raw[0] != '"' {
-		return false, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, m.Data)
+		return false, 0, fmt.Errorf("%w: %q", jetstream.ErrInvalidJSAck, m.Data)
+	}
+	// The sequence is the stored copy's: the original's for a duplicate.
+	if raw, ok, _ := rawjson.Member(ack, "seq"); ok {
+		seq, _ = strconv.ParseUint(string(raw), 10, 64)
 	}
 	raw, ok, _ := rawjson.Member(ack, "duplicate")
-	return ok && string(raw) == "true", nil
+	return ok && string(raw) == "true", seq, nil
 }
 
 // shrink reduces an oversized event to the fields declared with
