@@ -424,6 +424,9 @@ func (p *Publisher) reorderedLocked(e *inflight, duplicate bool, seq uint64) boo
 	if p.firstStored == 0 || seq == 0 || seq >= p.firstStored {
 		return false
 	}
+	if p.err != nil {
+		return true // stopped already: the next Publisher takes the next epoch once
+	}
 	epoch := p.ids.n.Add(1)
 	e.counters.reordered.Inc()
 	p.logger.Warn("the stream holds events out of publication order; republishing from the last acknowledged position under new message ids",

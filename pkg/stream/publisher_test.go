@@ -353,14 +353,16 @@ func BenchmarkPublishHistory(b *testing.B) {
 // TestPublisherRepublishesWhatTheStreamHoldsOutOfOrder: a run stored
 // events 1 and 3 but lost 2 (a publish lost while a later one got through,
 // as across a reconnect or a leader change). The source's next run
-// republishes 1, 2 and 3: 2 is stored after 3, which the stream would
-// otherwise keep as a duplicate in front of it. The Publisher stops at 3,
-// and the next one of the same Opener stores 3 again, after 2.
+// republishes 1 to 4: 2 is stored after 3 and 4, which the stream would
+// otherwise keep as duplicates in front of it. The Publisher stops at 3,
+// and the next one of the same Opener stores 3 and 4 again, after 2,
+// under the ids of the next epoch (one, however many acknowledgements
+// said so).
 func TestPublisherRepublishesWhatTheStreamHoldsOutOfOrder(t *testing.T) {
 	s := cdctest.New(t)
 	ctx := context.Background()
 	lossy := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
-	for _, i := range []int{1, 3} {
+	for _, i := range []int{1, 3, 4} {
 		if err := lossy.Publish(ctx, testEvent(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -386,25 +388,25 @@ func TestPublisherRepublishesWhatTheStreamHoldsOutOfOrder(t *testing.T) {
 		}
 		return acked, pub.Flush(ctx)
 	}
-	acked, err := run(1, 2, 3)
+	acked, err := run(1, 2, 3, 4)
 	if !errors.Is(err, stream.ErrReordered) {
-		t.Fatalf("the run republishing 1, 2, 3 ended with %v, want ErrReordered", err)
+		t.Fatalf("the run republishing 1, 2, 3, 4 ended with %v, want ErrReordered", err)
 	}
 	if fmt.Sprint(acked) != "[1 2]" {
 		t.Fatalf("acknowledged %v, want [1 2]: 3 is held before 2 and must be published again", acked)
 	}
-	if _, err := run(3); err != nil {
+	if _, err := run(3, 4); err != nil {
 		t.Fatal(err)
 	}
-	evs := s.WaitEvents(4)
-	if got := cdctest.Summary(evs); got != "insert:k1 insert:k3 insert:k2 insert:k3 " {
+	evs := s.WaitEvents(6)
+	if got := cdctest.Summary(evs); got != "insert:k1 insert:k3 insert:k4 insert:k2 insert:k3 insert:k4 " {
 		t.Fatalf("stream holds %s", got)
 	}
 	st, err := s.JS.Stream(ctx, "S_"+s.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetMsg(ctx, 4)
+	m, err := st.GetMsg(ctx, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
