@@ -269,6 +269,12 @@ func (p *Projector) consume(ctx context.Context) error {
 	reconnected := l.nc.StatusChanged(nats.CONNECTED)
 	defer l.nc.RemoveStatusListener(reconnected)
 	c := &consumer{failed: make(chan error, 1), closed: make(chan struct{})}
+	// In a cluster the consumer lives on one server: when the stream elects
+	// a new leader, that server may be the one gone, and the client would
+	// notice only after two missed heartbeats. A new consumer is cheap.
+	if unwatch := watchLeader(l.nc, p.opts.stream, c); unwatch != nil {
+		defer unwatch()
+	}
 	pl := p.newPipeline(ctx, c.fail)
 	defer pl.close()
 	if err := p.subscribe(l, info, pl, c); err != nil {
@@ -429,6 +435,20 @@ func (c *consumer) wait(ctx context.Context, reconnected <-chan nats.Status) err
 	case <-reconnected:
 		return errors.New("reconnected to NATS; a new consumer resumes after the last applied event")
 	}
+}
+
+// errLeaderElected ends a consumer when its stream elected a new leader.
+var errLeaderElected = errors.New("the stream elected a new leader; a new consumer resumes after the last applied event")
+
+// watchLeader fails c when JetStream advises that stream elected a new
+// leader, and returns what stops watching (nil when it cannot watch: the
+// consumer then relies on its heartbeats).
+func watchLeader(nc *nats.Conn, stream string, c *consumer) func() {
+	sub, err := nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."+stream, func(*nats.Msg) { c.fail(errLeaderElected) })
+	if err != nil {
+		return nil
+	}
+	return func() { _ = sub.Unsubscribe() }
 }
 
 // stop ends the consumer and waits for its last callback, at most
