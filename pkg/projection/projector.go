@@ -230,6 +230,11 @@ func (p *Projector) Run(ctx context.Context) error {
 			retry.Reset()
 			continue
 		}
+		if errors.Is(err, errLeaderElected) {
+			p.opts.logger.Info("the stream elected a new leader; following it with a new consumer")
+			retry.Reset()
+			continue
+		}
 		wait := retry.NextBackOff()
 		p.opts.logger.Warn("projector stopped; retrying", "err", err, "backoff", wait)
 		select {

@@ -14,13 +14,15 @@
 // failure (a refusal, a missing acknowledgement within the ack timeout, a
 // lost connection with events in flight) stops the Publisher: every later
 // call returns that error and no callback runs again. A Publisher also
-// stops with ErrReordered when JetStream answers that an event it
-// republished is a duplicate of a copy stored before an event this
-// Publisher stored ahead of it (a publish lost while a later one got
-// through, across a reconnect or a stream leader change): the next
-// Publisher of the same Opener suffixes the message ids with "~r<n>", so
-// every event from the source's last acknowledged position is stored again
-// in order, and the last message of each subject is the key's last change.
+// stops with ErrReordered when JetStream answers that an event is a
+// duplicate of a copy stored before an event published ahead of it (a
+// publish lost while a later one got through, across a reconnect or a
+// stream leader change, and the source republishing from its last
+// acknowledged position): the next Publisher of the same Opener suffixes
+// the message ids with "~r<n>", n the stream sequence of the detection, so
+// every event from there is stored again in order and the last message of
+// each subject is the key's last change. Sources therefore republish only
+// by restarting from an acknowledged position, never within one run.
 // An event too large
 // for a NATS message is published with only the fields declared with
 // WithKeepOnOversize, marked Truncated.

@@ -72,21 +72,26 @@ type Publisher struct {
 	counters map[string]*sourceCounters
 	err      error
 	closed   bool
-	// firstStored is the stream sequence of the first event this Publisher
-	// stored (not a duplicate); 0 before.
-	firstStored uint64
+	// maxStored is the highest stream sequence of the events acknowledged
+	// in order so far, stored or duplicates; reordered is set once one was
+	// found stored below it.
+	maxStored uint64
+	reordered bool
 }
 
-// idEpoch counts the times a Publisher found the stream holding its events
-// out of publication order (ErrReordered). From then on the Publishers of
-// the same Opener suffix every message id with the epoch, so JetStream
-// stores the republished events again, after everything stored before,
-// instead of dropping them as duplicates of copies stored out of order.
+// idEpoch is the stream sequence at which a Publisher last found the
+// stream holding its events out of publication order (ErrReordered), 0
+// before. From then on the Publishers of the same Opener suffix every
+// message id with it, so JetStream stores the republished events again,
+// after everything stored before, instead of dropping them as duplicates
+// of copies stored out of order. A sequence, not a count: the suffix of
+// one repair is never that of another, in another process either.
 type idEpoch struct{ n atomic.Uint64 }
 
 // ErrReordered stops a Publisher that republished an event the stream
-// already held from before an event this Publisher stored ahead of it: a
-// publish was lost while a later one was stored (a connection lost with
+// already held from before an event published ahead of it (in the order of
+// this Publisher's acknowledgements): a publish was lost while a later one
+// was stored (a connection lost with
 // publishes in flight and the later ones sent again after the reconnect,
 // or a stream leader change). The stream then holds events of one key out
 // of order, and with one message kept per subject the older one would win.
@@ -101,6 +106,8 @@ type inflight struct {
 	counters *sourceCounters
 	sent     time.Time
 	acked    bool
+	dup      bool   // acknowledged as a duplicate
+	stored   uint64 // the stream sequence of its stored copy
 }
 
 // waiter runs fn once every event up to seq is acknowledged.
@@ -384,10 +391,7 @@ func (p *Publisher) onAck(m *nats.Msg) {
 		p.failLocked(fmt.Errorf("acknowledge event %s: %w", e.id, ackErr))
 		return
 	}
-	if p.reorderedLocked(e, duplicate, stored) {
-		return
-	}
-	e.acked = true
+	e.acked, e.dup, e.stored = true, duplicate, stored
 	e.counters.published.Inc()
 	if duplicate {
 		e.counters.duplicates.Inc()
@@ -395,7 +399,7 @@ func (p *Publisher) onAck(m *nats.Msg) {
 	freed := 0
 	for p.acked+1 < p.next {
 		head := &p.ring[(p.acked+1)%uint64(len(p.ring))]
-		if !head.acked {
+		if !head.acked || p.reorderedLocked(head) {
 			break
 		}
 		head.counters.inflight.Dec()
@@ -409,33 +413,27 @@ func (p *Publisher) onAck(m *nats.Msg) {
 	p.releaseLocked()
 }
 
-// reorderedLocked reports (and fails the Publisher) when e, acknowledged
-// as stored at stream sequence seq, is a duplicate of a copy stored before
-// the first event this Publisher stored, which was published ahead of e.
-// A duplicate of an event this Publisher stored itself is no reordering:
-// that copy went in at its place.
-func (p *Publisher) reorderedLocked(e *inflight, duplicate bool, seq uint64) bool {
-	if !duplicate {
-		if p.firstStored == 0 {
-			p.firstStored = seq
-		}
+// reorderedLocked reports (and fails the Publisher) when e, the next event
+// in publication order, is a duplicate of a copy stored below an event
+// acknowledged before it. A duplicate of the event just before it (the
+// same event published twice in a row) is no reordering.
+func (p *Publisher) reorderedLocked(e *inflight) bool {
+	if !e.dup || e.stored == 0 || e.stored >= p.maxStored {
+		p.maxStored = max(p.maxStored, e.stored)
 		return false
 	}
-	if p.firstStored == 0 || seq == 0 || seq >= p.firstStored {
-		return false
+	if !p.reordered {
+		p.reordered = true
+		p.ids.n.Store(p.maxStored)
+		e.counters.reordered.Inc()
+		p.logger.Warn("the stream holds events out of publication order; republishing from the last acknowledged position under new message ids",
+			"event", e.id, "stored_at", e.stored, "after", p.maxStored, "id_suffix", idSuffix(p.maxStored))
 	}
-	if p.err != nil {
-		return true // stopped already: the next Publisher takes the next epoch once
-	}
-	epoch := p.ids.n.Add(1)
-	e.counters.reordered.Inc()
-	p.logger.Warn("the stream holds events out of publication order; republishing from the last acknowledged position under new message ids",
-		"event", e.id, "stored_at", seq, "first_stored_by_this_run", p.firstStored, "id_suffix", idSuffix(epoch))
-	p.failLocked(fmt.Errorf("acknowledge event %s (stored at %d, before %d): %w", e.id, seq, p.firstStored, ErrReordered))
+	p.failLocked(fmt.Errorf("acknowledge event %s (stored at %d, before %d): %w", e.id, e.stored, p.maxStored, ErrReordered))
 	return true
 }
 
-// idSuffix is what the message ids of epoch end with.
+// idSuffix is what the message ids end with after the repair at epoch.
 func idSuffix(epoch uint64) string {
 	if epoch == 0 {
 		return ""

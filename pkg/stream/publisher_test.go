@@ -82,17 +82,22 @@ func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 	}
 }
 
+// TestPublisherDeduplicatesByEventID: a source's next run republishes
+// from its last acknowledged position; what the stream holds is dropped.
 func TestPublisherDeduplicatesByEventID(t *testing.T) {
 	s := cdctest.New(t)
-	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
 	ctx := context.Background()
-	for _, i := range []int{1, 2, 1, 3, 2} {
-		if err := pub.Publish(ctx, testEvent(i)); err != nil {
+	for _, run := range [][]int{{1, 2}, {1, 2, 3}, {2, 3}} {
+		pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
+		for _, i := range run {
+			if err := pub.Publish(ctx, testEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := pub.Flush(ctx); err != nil {
-		t.Fatal(err)
+		pub.Close()
 	}
 	if got := cdctest.Summary(s.WaitEvents(3)); got != "insert:k1 insert:k2 insert:k3 " {
 		t.Fatalf("stream holds %s", got)
@@ -410,7 +415,37 @@ func TestPublisherRepublishesWhatTheStreamHoldsOutOfOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id := m.Header.Get(jetstream.MsgIDHeader); id != "test:3~r1" {
-		t.Fatalf("the copy stored again has message id %q, want test:3~r1", id)
+	// Suffixed with the sequence of the detection: 2 stored at 4.
+	if id := m.Header.Get(jetstream.MsgIDHeader); id != "test:3~r4" {
+		t.Fatalf("the copy stored again has message id %q, want test:3~r4", id)
+	}
+}
+
+// TestPublisherFindsAReorderingInDuplicatesAlone: the run that stored the
+// lost event 2 (after 3) ended before it saw 3 acknowledged; the next run
+// republishes 2 and 3, both duplicates, in the wrong order in the stream.
+func TestPublisherFindsAReorderingInDuplicatesAlone(t *testing.T) {
+	s := cdctest.New(t)
+	ctx := context.Background()
+	for _, run := range [][]int{{1, 3}, {2}} {
+		pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
+		for _, i := range run {
+			if err := pub.Publish(ctx, testEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pub.Close()
+	}
+	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
+	for _, i := range []int{2, 3} {
+		if err := pub.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctx); !errors.Is(err, stream.ErrReordered) {
+		t.Fatalf("Flush: %v, want ErrReordered: 3 is stored before 2", err)
 	}
 }
