@@ -542,8 +542,8 @@ func connected(node *devstack.NATS) []string {
 // leaderChange is what changeLeader saw: how long the stream had no
 // leader, whether the ingestor and the api were connected to the server it
 // stopped (and had to reconnect), and whether the api's consumer (an R1
-// ordered consumer, which the client recreates after two missed
-// heartbeats) was on it.
+// ordered consumer, which the api replaces when the stream advises a new
+// leader) was on it.
 type leaderChange struct {
 	elected                 time.Duration
 	ingestor, api, consumer bool
@@ -688,7 +688,7 @@ func (r leaderChangeRuns) add(rep *report) {
 		"one update of an employee every %s, %d per window; %s into the window the server leading the change stream is shut down (Server.Shutdown, as a SIGTERM to nats-server does), "+
 		"and started again %s into it, once another server leads (one was reported %.0f ms after the stop, median); "+
 		"the ingestor was connected to the stopped server (and reconnected) in %d of %d runs, the api in %d, "+
-		"and the api's consumer (R1, recreated by the client after two missed 1 s heartbeats) was on it in %d; "+
+		"and the api's consumer (R1; the api starts a new one when the stream advises a new leader) was on it in %d; "+
 		"commit → seen in GET /reportes/dashboard polled every millisecond; the reference is the window just before on the same cluster and processes; "+
 		"not seen within a minute: %d (reference %d)",
 		failoverEvery, failoverWindow, failoverEvery*failoverStopAt, failoverEvery*failoverStartAt, summarize(r.elected).med,

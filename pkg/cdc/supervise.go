@@ -31,7 +31,10 @@ func WithMaxBackoff(d time.Duration) Option { return func(o *superviseOptions) {
 
 // Supervise runs src with a fresh Publisher from open, restarting it with
 // exponential backoff (100ms doubling up to the maximum, from 100ms again
-// after a run that lasted a minute) after every failure, until ctx ends,
+// after a run that lasted longer than the maximum: the backoff stops a
+// source that fails at once from spinning, and must not make a source that
+// ran for a while wait longer after each rare fault, such as a stream
+// leader change) after every failure, until ctx ends,
 // which is a clean stop (nil). Because a restarted source resumes from its
 // last acknowledged position, a failure never loses or reorders events; at
 // worst it republishes some, which the stream deduplicates. An error
@@ -48,7 +51,7 @@ func Supervise(ctx context.Context, src Source, open Opener, opts ...Option) err
 		if errors.Is(err, ErrPermanent) {
 			return struct{}{}, backoff.Permanent(fmt.Errorf("source %s: %w", src.Name(), err))
 		}
-		if time.Since(started) > time.Minute {
+		if time.Since(started) > o.maxBackoff {
 			b.Reset()
 		}
 		return struct{}{}, err

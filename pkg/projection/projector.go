@@ -223,7 +223,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // stopping on request is a clean exit
 		}
-		if time.Since(start) > time.Minute {
+		if time.Since(start) > retry.MaxInterval {
 			retry.Reset() // a consumer that ran for a while: a new failure
 		}
 		if p.reopen(ctx) {
