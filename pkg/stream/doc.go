@@ -22,7 +22,8 @@
 // the message ids with "~r<n>", n the stream sequence of the detection, so
 // every event from there is stored again in order and the last message of
 // each subject is the key's last change. Sources therefore republish only
-// by restarting from an acknowledged position, never within one run.
+// by restarting from an acknowledged position, never within one run;
+// snapshot rows and markers (ordered by their versions) take no part.
 // An event too large
 // for a NATS message is published with only the fields declared with
 // WithKeepOnOversize, marked Truncated.

@@ -108,6 +108,7 @@ type inflight struct {
 	acked    bool
 	dup      bool   // acknowledged as a duplicate
 	stored   uint64 // the stream sequence of its stored copy
+	snapshot bool   // a snapshot row or marker: not ordered by position
 }
 
 // waiter runs fn once every event up to seq is acknowledged.
@@ -267,7 +268,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *cdc.Event) error {
 	p.next++
 	counters := p.countersLocked(ev.Source)
 	counters.inflight.Inc()
-	p.ring[seq%uint64(len(p.ring))] = inflight{id: ev.ID, counters: counters, sent: time.Now()}
+	p.ring[seq%uint64(len(p.ring))] = inflight{id: ev.ID, counters: counters, sent: time.Now(), snapshot: ev.Snapshot != ""}
 	p.mu.Unlock()
 
 	p.subject = cdc.AppendSubject(p.subject[:0], p.collectionSubject(ev.Source, ev.Collection), ev)
@@ -416,8 +417,14 @@ func (p *Publisher) onAck(m *nats.Msg) {
 // reorderedLocked reports (and fails the Publisher) when e, the next event
 // in publication order, is a duplicate of a copy stored below an event
 // acknowledged before it. A duplicate of the event just before it (the
-// same event published twice in a row) is no reordering.
+// same event published twice in a row) is no reordering. Snapshot rows and
+// markers take no part: a backfill reads a chunk again after a restart
+// under the same ids, and its rows are ordered by their versions (the
+// watermark's), not by where the stream holds them.
 func (p *Publisher) reorderedLocked(e *inflight) bool {
+	if e.snapshot {
+		return false
+	}
 	if !e.dup || e.stored == 0 || e.stored >= p.maxStored {
 		p.maxStored = max(p.maxStored, e.stored)
 		return false
