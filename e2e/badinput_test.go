@@ -22,7 +22,10 @@ import (
 // recount) and reports each order it could not attribute on the dead-letter
 // subject with the reason.
 func TestBadInput(t *testing.T) {
-	t.Parallel() // an isolated deployment: its own database, FerretDB, stream and ports
+	// Not parallel: once, with the parallel tests' load, an order inserted
+	// here never reached the stream; FerretDB writes the oplog entry after
+	// the document and only logs when that fails (devstack now prints
+	// FerretDB's errors). Sequential until that is understood.
 	e := newEnv(t)
 	nc, err := nats.Connect(e.stack.NATS.URL())
 	if err != nil {

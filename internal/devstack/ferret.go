@@ -55,7 +55,10 @@ func (f *Ferret) start(ctx context.Context) error {
 		Listener:  ferretdb.ListenerConfig{TCP: fmt.Sprintf("127.0.0.1:%d", f.port)},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + f.dir + "/",
-		Logger:    slog.New(slog.DiscardHandler),
+		// Errors only: FerretDB writes a change's oplog entry after the
+		// change itself and logs, without failing the request, when that
+		// write fails; the change is then invisible to a tail.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	newFerretMu.Unlock()
 	if err != nil {
