@@ -197,6 +197,7 @@ func (s *Source) tail(ctx context.Context, client *mongo.Client, oplog *mongo.Co
 // and misbehave with awaitData.
 func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from oplogTS, out chan<- entries) {
 	pos := from
+	seen := &lookback{seen: map[oplogTS]struct{}{}, floor: from}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var cur *mongo.Cursor
@@ -213,12 +214,12 @@ func (s *Source) readOplog(ctx context.Context, oplog *mongo.Collection, from op
 		}
 		if cur == nil {
 			var err error
-			if cur, err = s.openOplog(ctx, oplog, pos); err != nil {
+			if cur, err = s.openOplog(ctx, oplog, seen.from(pos)); err != nil {
 				s.handOver(ctx, out, entries{err: err})
 				return
 			}
 		}
-		b, full, err := s.readBatch(ctx, cur, &pos)
+		b, full, err := s.readBatch(ctx, cur, &pos, seen)
 		if err != nil {
 			s.handOver(ctx, out, entries{err: err})
 			return
@@ -256,8 +257,9 @@ func (s *Source) openOplog(ctx context.Context, oplog *mongo.Collection, pos opl
 }
 
 // readBatch reads what cur holds now, up to a batch, moving pos past every
-// entry read; full reports that the batch reached its bound.
-func (s *Source) readBatch(ctx context.Context, cur *mongo.Cursor, pos *oplogTS) (b entries, full bool, err error) {
+// entry read and leaving out the entries of the look-back window already
+// handed over; full reports that the batch reached its bound.
+func (s *Source) readBatch(ctx context.Context, cur *mongo.Cursor, pos *oplogTS, seen *lookback) (b entries, full bool, err error) {
 	size := 0
 	isFull := func() bool { return len(b.list) >= oplogBatch || size >= s.batchBytes }
 	for !isFull() && cur.TryNext(ctx) {
@@ -268,14 +270,71 @@ func (s *Source) readBatch(ctx context.Context, cur *mongo.Cursor, pos *oplogTS)
 			*pos = s.skipEntry(cur.Current, *pos, err)
 			continue
 		}
+		ts := oplogTS{T: e.TS.T, I: e.TS.I}
+		if !seen.add(ts, pos) {
+			continue
+		}
 		b.list = append(b.list, e)
 		size += len(cur.Current)
-		*pos = oplogTS{T: e.TS.T, I: e.TS.I}
 	}
 	if err := cur.Err(); err != nil {
 		return b, false, fmt.Errorf("tail oplog after %s: %w", *pos, err)
 	}
 	return b, isFull(), nil
+}
+
+// lookbackSeconds is how far before its position the tail reads the oplog
+// again whenever it opens a cursor. FerretDB stamps an entry before it
+// commits it, so with two writers an entry can become visible after one
+// stamped later, which a cursor opened after the later one would never
+// return. MongoDB shows no entry past one not yet committed; the look-back
+// costs it a re-read of the last seconds per cursor.
+const lookbackSeconds = 2
+
+// lookback remembers the entries handed over within lookbackSeconds of
+// the position, so that re-reading them hands over only those that
+// appeared late. It never reads at or before floor, where the tail
+// started: the snapshot or an earlier run covered that.
+type lookback struct {
+	seen  map[oplogTS]struct{}
+	floor oplogTS
+	top   uint32 // the seconds of the position when seen was last pruned
+}
+
+// from is where a cursor opened at pos starts: lookbackSeconds earlier,
+// and not before the floor.
+func (l *lookback) from(pos oplogTS) oplogTS {
+	if pos.T <= lookbackSeconds {
+		return l.floor
+	}
+	if back := (oplogTS{T: pos.T - lookbackSeconds}); back.version() > l.floor.version() {
+		return back
+	}
+	return l.floor
+}
+
+// add records ts, moves pos past it (never back), and reports whether it
+// is new: not handed over before. An entry stamped before the look-back
+// window that was not seen is new too (after a restart, or one that
+// appeared later still); publishing it again would only repeat a message
+// id the stream drops.
+func (l *lookback) add(ts oplogTS, pos *oplogTS) bool {
+	if _, ok := l.seen[ts]; ok {
+		return false
+	}
+	l.seen[ts] = struct{}{}
+	if ts.version() > pos.version() {
+		*pos = ts
+	}
+	if pos.T > l.top {
+		l.top = pos.T
+		for old := range l.seen {
+			if old.T+lookbackSeconds < pos.T {
+				delete(l.seen, old)
+			}
+		}
+	}
+	return true
 }
 
 // handOver sends b to the publishing side, and reports false when ctx ended

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
@@ -77,5 +78,78 @@ func TestOplogBatchesBoundedInBytes(t *testing.T) {
 	}
 	if got != n || batches < n/8 {
 		t.Fatalf("%d entries in %d batches, want %d in at least %d", got, batches, n, n/8)
+	}
+}
+
+// TestOplogEntryVisibleLateIsRead: FerretDB stamps an entry before it
+// commits it, so with two writers an entry stamped earlier can appear
+// after one stamped later has been read. The tail reads the last seconds
+// again on every cursor and hands over that entry once, and nothing it
+// handed over before a second time.
+func TestOplogEntryVisibleLateIsRead(t *testing.T) {
+	stack := devstack.Shared(t)
+	ctx := context.Background()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(stack.Ferret.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(ctx) }()
+	db := devstack.Name(t)
+	oplog := client.Database("local").Collection("oplog.rs")
+	from := oplogTS{}
+	if latest, err := edgeTS(ctx, oplog, -1); err != nil {
+		t.Fatal(err)
+	} else if latest != nil {
+		from = *latest
+	}
+	s, err := New(Config{URI: stack.Ferret.URI, Database: db, Collection: "orders"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan entries, 16)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.readOplog(rctx, oplog, from, out)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	read := func(want int) []oplogEntry {
+		var got []oplogEntry
+		deadline := time.After(10 * time.Second)
+		for len(got) < want {
+			select {
+			case b := <-out:
+				if b.err != nil {
+					t.Fatal(b.err)
+				}
+				got = append(got, b.list...)
+			case <-deadline:
+				t.Fatalf("%d of %d entries read in 10s", len(got), want)
+			}
+		}
+		return got
+	}
+	if _, err := client.Database(db).Collection("orders").InsertOne(ctx, bson.D{{Key: "_id", Value: "first"}}); err != nil {
+		t.Fatal(err)
+	}
+	first := read(1)[0]
+	late := bson.D{{Key: "ts", Value: primitive.Timestamp{T: first.TS.T, I: 0}}, {Key: "op", Value: "i"},
+		{Key: "ns", Value: db + ".orders"}, {Key: "o", Value: bson.D{{Key: "_id", Value: "late"}}}, {Key: "wall", Value: time.Now()}}
+	if _, err := oplog.InsertOne(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	got := read(1)
+	if len(got) != 1 || got[0].TS.I != 0 || !strings.Contains(got[0].O.String(), "late") {
+		t.Fatalf("read %d entries after the late one, want it alone: %v", len(got), got)
+	}
+	// Nothing more: the first entry is not handed over again.
+	select {
+	case b := <-out:
+		t.Fatalf("read again: %v", b.list)
+	case <-time.After(time.Second):
 	}
 }
