@@ -284,12 +284,15 @@ func (s *Source) readBatch(ctx context.Context, cur *mongo.Cursor, pos *oplogTS,
 }
 
 // lookbackSeconds is how far before its position the tail reads the oplog
-// again whenever it opens a cursor. FerretDB stamps an entry before it
-// commits it, so with two writers an entry can become visible after one
-// stamped later, which a cursor opened after the later one would never
-// return. MongoDB shows no entry past one not yet committed; the look-back
-// costs it a re-read of the last seconds per cursor.
-const lookbackSeconds = 2
+// again whenever it opens a cursor: from the start of the second before
+// the position's. FerretDB stamps an entry (seconds, then a counter)
+// before it commits it, so with two writers an entry can become visible
+// after one stamped later, which a cursor opened after the later one would
+// never return; one second covers a commit delayed by one to two seconds.
+// MongoDB shows no entry past one not yet committed; the look-back costs
+// it a re-read per cursor. On FerretDB, which ends a tail cursor at every
+// poll, it is a re-read per poll: make bench measures it.
+const lookbackSeconds = 1
 
 // lookback remembers the entries handed over within lookbackSeconds of
 // the position, so that re-reading them hands over only those that
