@@ -469,4 +469,19 @@ const profileNotes = `
   no disconnect. Not done: partitioned subjects the server filters (a
   subject transform with partition()) would remove the per-partition cost
   of reading the whole stream.
+- Failover, freshness across a stream-leader change: the first run's p99
+  was 734 ms [32-5116]. Its logs were the profile: every leader change
+  doubled the source supervisor's and the api projector's backoff (100 ms
+  up to 1.6 s), which started again only after a run of a minute, and the
+  api's consumer on the stopped server waited for two missed heartbeats.
+  The backoffs now start again after a run longer than their maximum, and
+  the api replaces its consumer on the stream's leader-elected advisory:
+  p99 37.8 ms [33.5-42.8] over 5 windows (-only failover).
+- MongoDB capture on FerretDB: the oplog tail reads the second before its
+  position again on every cursor (FerretDB stamps entries before it
+  commits them, so one can appear after a later one; see
+  pkg/cdc/mongo/oplog.go). FerretDB ends a tail cursor at every poll, so
+  that is a re-read per poll: against the bare tail the capture went from
+  0.88 to about 0.8 (3 runs, noisy), against the plain capture it stays
+  about 1.0. Not tuned further.
 `
