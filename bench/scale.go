@@ -593,7 +593,7 @@ func (e *benchEnv) storeReplica(ctx context.Context, rep *report, r *storeRuns, 
 		return err
 	}
 	defer proj.stop()
-	if err := waitFor(time.Minute, func() bool { return projectorReady(proj.url, 1) }); err != nil {
+	if err := poll(time.Minute, 20*time.Millisecond, func() (bool, error) { return projectorReady(proj.url, 1), nil }); err != nil {
 		return fmt.Errorf("projector of the filled store: %w", err)
 	}
 	var ready, rss []float64
@@ -688,17 +688,5 @@ func (e *benchEnv) storeRead(rep *report, api *apiProc, label string) error {
 		note: fmt.Sprintf("%d bytes per response; an idle projector on the store publishes its heartbeats meanwhile", len(body))})
 	rep.add(row{figure: "View store: dashboard GET from the replica, p99 (ms)", ours: summarize(ourP99), ref: summarize(refP99), refName: "trivial Go server",
 		ratios: ratios(ourP99, refP99), maxRatio: 1.5, barText: "<= 1.5x reference", unit: "ms"})
-	return nil
-}
-
-// waitFor polls ok every 20 ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, ok func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
 	return nil
 }

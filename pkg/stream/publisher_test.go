@@ -38,6 +38,19 @@ func newPublisher(tb testing.TB, nc *nats.Conn, opts ...stream.PublisherOption) 
 	return pub
 }
 
+// publishAll publishes the events numbered events with pub, one run of a
+// source, and returns what Flush returns; a failed Publish fails the test.
+func publishAll(t *testing.T, pub *stream.Publisher, events ...int) error {
+	t.Helper()
+	ctx := context.Background()
+	for _, i := range events {
+		if err := pub.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pub.Flush(ctx)
+}
+
 func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 	s := cdctest.New(t)
 	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix), stream.WithMaxPending(64))
@@ -86,15 +99,9 @@ func TestPublisherRunsCallbacksInOrderAfterAcks(t *testing.T) {
 // from its last acknowledged position; what the stream holds is dropped.
 func TestPublisherDeduplicatesByEventID(t *testing.T) {
 	s := cdctest.New(t)
-	ctx := context.Background()
 	for _, run := range [][]int{{1, 2}, {1, 2, 3}, {2, 3}} {
 		pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
-		for _, i := range run {
-			if err := pub.Publish(ctx, testEvent(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pub.Flush(ctx); err != nil {
+		if err := publishAll(t, pub, run...); err != nil {
 			t.Fatal(err)
 		}
 		pub.Close()
@@ -367,12 +374,7 @@ func TestPublisherRepublishesWhatTheStreamHoldsOutOfOrder(t *testing.T) {
 	s := cdctest.New(t)
 	ctx := context.Background()
 	lossy := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
-	for _, i := range []int{1, 3, 4} {
-		if err := lossy.Publish(ctx, testEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := lossy.Flush(ctx); err != nil {
+	if err := publishAll(t, lossy, 1, 3, 4); err != nil {
 		t.Fatal(err)
 	}
 	open := stream.Publishers(s.NC, stream.WithSubjectPrefix(s.Prefix))
@@ -426,26 +428,15 @@ func TestPublisherRepublishesWhatTheStreamHoldsOutOfOrder(t *testing.T) {
 // republishes 2 and 3, both duplicates, in the wrong order in the stream.
 func TestPublisherFindsAReorderingInDuplicatesAlone(t *testing.T) {
 	s := cdctest.New(t)
-	ctx := context.Background()
 	for _, run := range [][]int{{1, 3}, {2}} {
 		pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
-		for _, i := range run {
-			if err := pub.Publish(ctx, testEvent(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pub.Flush(ctx); err != nil {
+		if err := publishAll(t, pub, run...); err != nil {
 			t.Fatal(err)
 		}
 		pub.Close()
 	}
 	pub := newPublisher(t, s.NC, stream.WithSubjectPrefix(s.Prefix))
-	for _, i := range []int{2, 3} {
-		if err := pub.Publish(ctx, testEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pub.Flush(ctx); !errors.Is(err, stream.ErrReordered) {
+	if err := publishAll(t, pub, 2, 3); !errors.Is(err, stream.ErrReordered) {
 		t.Fatalf("Flush: %v, want ErrReordered: 3 is stored before 2", err)
 	}
 }

@@ -14,49 +14,67 @@ import (
 	"github.com/reportes/reportes/internal/devstack"
 )
 
-// TestOplogBatchesBoundedInBytes: large documents are handed to publishing
-// in batches bounded in bytes, not a thousand at a time, and none is lost.
-func TestOplogBatchesBoundedInBytes(t *testing.T) {
+// tailTest is a Source on the shared FerretDB, for a collection of the
+// test's own, and the oplog position when the test began.
+type tailTest struct {
+	client *mongo.Client
+	oplog  *mongo.Collection
+	db     string
+	from   oplogTS
+	s      *Source
+}
+
+func newTailTest(t *testing.T) *tailTest {
+	t.Helper()
 	stack := devstack.Shared(t)
 	ctx := context.Background()
 	client, err := mongo.Connect(ctx, options.Client().ApplyURI(stack.Ferret.URI))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = client.Disconnect(ctx) }()
-	db := devstack.Name(t)
-	oplog := client.Database("local").Collection("oplog.rs")
-	from := oplogTS{}
-	if latest, err := edgeTS(ctx, oplog, -1); err != nil {
+	t.Cleanup(func() { _ = client.Disconnect(ctx) })
+	tt := &tailTest{client: client, oplog: client.Database("local").Collection("oplog.rs"), db: devstack.Name(t)}
+	if latest, err := edgeTS(ctx, tt.oplog, -1); err != nil {
 		t.Fatal(err)
 	} else if latest != nil {
-		from = *latest
+		tt.from = *latest
 	}
+	if tt.s, err = New(Config{URI: stack.Ferret.URI, Database: tt.db, Collection: "orders"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
+// read runs the oplog reader from tt.from into out until the test ends.
+func (tt *tailTest) read(t *testing.T, out chan entries) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tt.s.readOplog(ctx, tt.oplog, tt.from, out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// TestOplogBatchesBoundedInBytes: large documents are handed to publishing
+// in batches bounded in bytes, not a thousand at a time, and none is lost.
+func TestOplogBatchesBoundedInBytes(t *testing.T) {
+	tt := newTailTest(t)
+	ctx := context.Background()
 	const n, docBytes = 100, 2 << 10
 	docs := make([]any, n)
 	for i := range docs {
 		docs[i] = bson.D{{Key: "vendedor", Value: "S-01"}, {Key: "blob", Value: strings.Repeat("x", docBytes)}}
 	}
-	if _, err := client.Database(db).Collection("orders").InsertMany(ctx, docs); err != nil {
+	if _, err := tt.client.Database(tt.db).Collection("orders").InsertMany(ctx, docs); err != nil {
 		t.Fatal(err)
 	}
-
-	s, err := New(Config{URI: stack.Ferret.URI, Database: db, Collection: "orders"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.batchBytes = 8 * docBytes
+	tt.s.batchBytes = 8 * docBytes
 	out := make(chan entries, n) // the reader never waits for publishing
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.readOplog(rctx, oplog, from, out)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	tt.read(t, out)
 	got, batches := 0, 0
 	deadline := time.After(30 * time.Second)
 	for got < n {
@@ -68,7 +86,7 @@ func TestOplogBatchesBoundedInBytes(t *testing.T) {
 			// Each entry is larger than a document: the bound is reached
 			// with the eighth at the latest.
 			if len(b.list) > 8 {
-				t.Fatalf("batch of %d entries of over %d bytes each, bound %d bytes", len(b.list), docBytes, s.batchBytes)
+				t.Fatalf("batch of %d entries of over %d bytes each, bound %d bytes", len(b.list), docBytes, tt.s.batchBytes)
 			}
 			got += len(b.list)
 			batches++
@@ -87,36 +105,10 @@ func TestOplogBatchesBoundedInBytes(t *testing.T) {
 // again on every cursor and hands over that entry once, and nothing it
 // handed over before a second time.
 func TestOplogEntryVisibleLateIsRead(t *testing.T) {
-	stack := devstack.Shared(t)
+	tt := newTailTest(t)
 	ctx := context.Background()
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(stack.Ferret.URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(ctx) }()
-	db := devstack.Name(t)
-	oplog := client.Database("local").Collection("oplog.rs")
-	from := oplogTS{}
-	if latest, err := edgeTS(ctx, oplog, -1); err != nil {
-		t.Fatal(err)
-	} else if latest != nil {
-		from = *latest
-	}
-	s, err := New(Config{URI: stack.Ferret.URI, Database: db, Collection: "orders"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := make(chan entries, 16)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.readOplog(rctx, oplog, from, out)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	tt.read(t, out)
 	read := func(want int) []oplogEntry {
 		var got []oplogEntry
 		deadline := time.After(10 * time.Second)
@@ -133,13 +125,18 @@ func TestOplogEntryVisibleLateIsRead(t *testing.T) {
 		}
 		return got
 	}
-	if _, err := client.Database(db).Collection("orders").InsertOne(ctx, bson.D{{Key: "_id", Value: "first"}}); err != nil {
+	// The late entry is stamped at the start of the first entry's second,
+	// which must come after where the tail started.
+	for time.Now().Unix() <= int64(tt.from.T) {
+		time.Sleep(10 * time.Millisecond) // waiting for the clock, not for the tail
+	}
+	if _, err := tt.client.Database(tt.db).Collection("orders").InsertOne(ctx, bson.D{{Key: "_id", Value: "first"}}); err != nil {
 		t.Fatal(err)
 	}
 	first := read(1)[0]
 	late := bson.D{{Key: "ts", Value: primitive.Timestamp{T: first.TS.T, I: 0}}, {Key: "op", Value: "i"},
-		{Key: "ns", Value: db + ".orders"}, {Key: "o", Value: bson.D{{Key: "_id", Value: "late"}}}, {Key: "wall", Value: time.Now()}}
-	if _, err := oplog.InsertOne(ctx, late); err != nil {
+		{Key: "ns", Value: tt.db + ".orders"}, {Key: "o", Value: bson.D{{Key: "_id", Value: "late"}}}, {Key: "wall", Value: time.Now()}}
+	if _, err := tt.oplog.InsertOne(ctx, late); err != nil {
 		t.Fatal(err)
 	}
 	got := read(1)
